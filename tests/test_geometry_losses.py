@@ -1,0 +1,106 @@
+"""Geometry and losses: known values, and gradients by central differences."""
+import numpy as np
+import pytest
+
+from tips_np import geometry, losses
+from tips_np.nn.gradcheck import numerical_gradient, relative_error
+
+TOL = 1e-6
+
+
+def test_rotation_is_orthonormal_and_inverse_is_transpose(rng):
+    a, e = rng.uniform(-np.pi, np.pi, 6), rng.uniform(-0.17, 0.17, 6)
+    R = geometry.rotation_matrices(a, e, np.float64)
+    np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), R.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0)
+    pose = rng.standard_normal((6, 17, 3))
+    np.testing.assert_allclose(geometry.rotate(geometry.rotate(pose, R), R.transpose(0, 2, 1)), pose, atol=1e-12)
+
+
+def test_quarter_turn_about_the_vertical_gives_the_90_degree_pose(rng):
+    """The 90-degree constraints rest on (x, y, z) -> (z, y, -x) (TIPS Fig. 2)."""
+    pose = rng.standard_normal((1, 17, 3))
+    R = geometry.rotation_matrices(np.array([-np.pi / 2]), np.array([0.0]), np.float64)
+    turned = geometry.rotate(pose, R)
+    np.testing.assert_allclose(turned[..., 0], pose[..., 2], atol=1e-12)
+    np.testing.assert_allclose(turned[..., 1], pose[..., 1], atol=1e-12)
+    np.testing.assert_allclose(turned[..., 2], -pose[..., 0], atol=1e-12)
+
+
+def test_rotation_matrices_keep_the_pose_dtype():
+    R = geometry.rotation_matrices(np.array([0.3]), np.array([0.1]), np.float32)
+    assert R.dtype == np.float32
+
+
+def test_rotate_gradient(rng):
+    R = geometry.rotation_matrices(rng.uniform(-3, 3, 4), rng.uniform(-0.2, 0.2, 4), np.float64)
+    pose, d = rng.standard_normal((4, 17, 3)), rng.standard_normal((4, 17, 3))
+    num = numerical_gradient(lambda: np.sum(d * geometry.rotate(pose, R)), pose)
+    assert relative_error(geometry.rotate_backward(d, R), num) < TOL
+
+
+def test_max_normalise_values_and_gradient(rng):
+    pose = rng.standard_normal((5, 17, 2))
+    y, s, cache = geometry.max_normalise(pose)
+    np.testing.assert_allclose(np.abs(y).max(axis=(1, 2)), 1.0)
+    np.testing.assert_allclose(y * s[:, None, None], pose)
+    dy, ds = rng.standard_normal(y.shape), rng.standard_normal(5)
+    f = lambda: np.sum(dy * geometry.max_normalise(pose)[0]) + np.sum(ds * geometry.max_normalise(pose)[1])
+    num = numerical_gradient(f, pose)
+    assert relative_error(geometry.max_normalise_backward(dy, ds, cache), num) < TOL
+
+
+def test_reprojection_loss(rng):
+    a, b = rng.standard_normal((3, 17, 2)), rng.standard_normal((3, 17, 2))
+    joints = [1, 4, 7]
+    loss, g = losses.reprojection_loss(a, b, joints)
+    assert np.isclose(loss, np.sum((a[:, joints] - b[:, joints]) ** 2) / (3 * 3))
+    assert np.all(g[:, [0, 2, 3]] == 0)  # keypoints of other parts get nothing
+    assert relative_error(g, numerical_gradient(lambda: losses.reprojection_loss(a, b, joints)[0], b)) < TOL
+
+
+def test_ninety_degree_loss(rng):
+    x, z, a, b, c = (rng.standard_normal((4, 6)) for _ in range(5))
+    loss, g = losses.ninety_degree_loss(x, z, a, b, c)
+    assert np.isclose(loss, (np.sum((a + x) ** 2) + np.sum((b - x) ** 2) + np.sum((z + c) ** 2)) / 24)
+    for name, arr in [("z_hat", z), ("z_cw", a), ("z_ccw", b), ("z_half", c)]:
+        num = numerical_gradient(lambda: losses.ninety_degree_loss(x, z, a, b, c)[0], arr)
+        assert relative_error(g[name], num) < TOL, name
+    # a consistent generator has zero loss: G(z, y) = -x, G(-z, y) = x, G(-x, y) = -z
+    assert losses.ninety_degree_loss(x, z, -x, x, -z)[0] == 0
+
+
+@pytest.mark.parametrize("kind", ["bce", "lsgan"])
+def test_adversarial_losses(rng, kind):
+    fake, real = rng.standard_normal((6, 1)) * 3, rng.standard_normal((6, 1)) * 3
+    loss, g = losses.generator_adversarial_loss(fake, kind)
+    num = numerical_gradient(lambda: losses.generator_adversarial_loss(fake, kind)[0], fake)
+    assert relative_error(g, num) < TOL
+    t_real, t_fake = np.array([[1.0], [1], [0], [1], [1], [1]]), np.array([[0.0], [0], [0], [1], [0], [0]])
+    loss, g_real, g_fake = losses.discriminator_loss(real, fake, t_real, t_fake, kind)
+    for arr, g in [(real, g_real), (fake, g_fake)]:
+        num = numerical_gradient(lambda: losses.discriminator_loss(real, fake, t_real, t_fake, kind)[0], arr)
+        assert relative_error(g, num) < TOL
+
+
+def test_bce_matches_its_definition(rng):
+    logits = rng.standard_normal((5, 1))
+    d = 1 / (1 + np.exp(-logits))
+    loss, _ = losses.generator_adversarial_loss(logits, "bce")
+    assert np.isclose(loss, -np.mean(np.log(d)))
+    t = np.array([[1.0], [0], [1], [0], [1]])
+    loss, _, _ = losses.discriminator_loss(logits, logits, t, 1 - t, "bce")
+    bce = lambda t: -np.mean(t * np.log(d) + (1 - t) * np.log(1 - d))
+    assert np.isclose(loss, bce(t) + bce(1 - t))
+
+
+def test_unknown_gan_loss_is_refused():
+    with pytest.raises(ValueError, match="bce"):
+        losses.generator_adversarial_loss(np.zeros((2, 1)), "wgan")
+
+
+def test_distillation_loss(rng):
+    s, t = rng.standard_normal((4, 16)), rng.standard_normal((4, 16))
+    loss, g = losses.distillation_loss(s, t)
+    assert np.isclose(loss, np.mean((s - t) ** 2))
+    assert relative_error(g, numerical_gradient(lambda: losses.distillation_loss(s, t)[0], s)) < TOL

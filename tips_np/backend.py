@@ -1,0 +1,96 @@
+"""The array backend: NumPy on the CPU (the default) or CuPy on an NVIDIA GPU.
+
+Model code is written once. It asks an array which module it belongs to,
+``xp = get_array_module(x)``, and calls ``xp.sum``, ``xp.sqrt``, ``@`` ... so the
+same lines run on NumPy arrays and on CuPy arrays (whose ``@`` goes to cuBLAS).
+Where a fused CuPy kernel replaces a NumPy expression, the kernel is declared with
+:func:`elementwise` directly beneath that expression, and :func:`on_gpu` picks it.
+
+This is the only module that imports CuPy.
+"""
+import numpy as np
+
+_cupy = None  # the cupy module, once use_device('cuda') has succeeded
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used (no CuPy, no CUDA device)."""
+
+
+def gpu_status():
+    """Return (available, reason): whether CuPy and a CUDA device can be used."""
+    try:
+        import cupy
+    except ImportError:
+        return False, "CuPy is not installed (pip install -e '.[gpu]')"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CUDA driver missing or broken
+        return False, f"CuPy cannot reach a CUDA device ({e.__class__.__name__}: {e})"
+    if n == 0:
+        return False, "no CUDA device is visible"
+    return True, f"{n} CUDA device(s)"
+
+
+def use_device(name):
+    """Select 'cpu' (NumPy) or 'cuda' (CuPy) and return the array module."""
+    global _cupy
+    if name == "cpu":
+        return np
+    if name != "cuda":
+        raise DeviceError(f"unknown device {name!r}: expected 'cpu' or 'cuda'")
+    ok, reason = gpu_status()
+    if not ok:
+        raise DeviceError(f"--device cuda is not available: {reason}")
+    import cupy
+    _cupy = cupy
+    return cupy
+
+
+def get_array_module(*arrays):
+    """numpy or cupy, whichever the arrays belong to (numpy when CuPy is unused)."""
+    if _cupy is None:
+        return np
+    return _cupy.get_array_module(*arrays)
+
+
+def on_gpu(x):
+    """True when x is a CuPy array: the caller then uses its fused kernel."""
+    return _cupy is not None and isinstance(x, _cupy.ndarray)
+
+
+def to_numpy(x):
+    """A NumPy copy of x (a no-op for NumPy arrays)."""
+    return _cupy.asnumpy(x) if on_gpu(x) else np.asarray(x)
+
+
+def synchronize():
+    """Wait for queued GPU work (for timing); nothing on the CPU."""
+    if _cupy is not None:
+        _cupy.cuda.Device().synchronize()
+
+
+class _LazyKernel:
+    """A CuPy kernel compiled on its first call, so that importing a module that
+    declares kernels needs no CuPy."""
+
+    def __init__(self, kind, *args, **kwargs):
+        self.kind, self.args, self.kwargs, self._kernel = kind, args, kwargs, None
+
+    def __call__(self, *arrays, **kwargs):
+        if self._kernel is None:
+            if _cupy is None:
+                raise DeviceError("a CuPy kernel was called before use_device('cuda')")
+            self._kernel = getattr(_cupy, self.kind)(*self.args, **self.kwargs)
+        return self._kernel(*arrays, **kwargs)
+
+
+def elementwise(in_params, out_params, operation, name):
+    """Declare a ``cupy.ElementwiseKernel`` (compiled when first called)."""
+    return _LazyKernel("ElementwiseKernel", in_params, out_params, operation, name)
+
+
+def reduction(in_params, out_params, map_expr, reduce_expr, post_map_expr, identity, name):
+    """Declare a ``cupy.ReductionKernel`` (compiled when first called)."""
+    return _LazyKernel("ReductionKernel", in_params, out_params, map_expr, reduce_expr,
+                       post_map_expr, identity, name)

@@ -1,0 +1,135 @@
+"""One training step of the adversarial self-consistency cycle (TIPS section 3).
+
+Each generator group p is updated with the gradient of its own objective
+(TIPS eqs. 8-9, representations paper eq. 7)
+    L_p = w_adv,p L_adv + w_2D L2D_p + w_90 L90_p,
+where L_adv is shared (one discriminator sees the whole reprojected pose) and
+L2D_p, L90_p cover only the keypoints p lifts. The groups are coupled only
+through the reprojected pose Y~ (its normalising scale depends on every depth),
+so the backward runs once per group, each with its own loss.
+
+The discriminator is updated from the same forward pass (simultaneous update):
+its gradient for real Y against the reprojected Y~ (held fixed), with label flipping.
+"""
+import numpy as np
+
+from .backend import get_array_module
+from .geometry import (compose, max_normalise, max_normalise_backward, project, project_backward,
+                       rotate, rotate_backward, rotation_matrices)
+from .losses import (discriminator_loss, generator_adversarial_loss, ninety_degree_loss,
+                     reprojection_loss)
+
+ELEVATION = np.pi / 18  # elevation uniform in [-pi/18, pi/18] (both papers)
+LABEL_FLIP = 0.1        # the discriminator's labels are flipped with 10% chance
+
+# TIPS eqs. 8-9: w1 = 0.05 (legs), w4 = 0.08 (torso) for the adversarial loss,
+# w2 = 10 for reprojection, w3 = 3 for the 90-degree losses.
+TIPS_ADV_WEIGHT = {"torso": 0.08, "legs": 0.05}
+W_2D, W_90 = 10.0, 3.0
+
+
+def adversarial_weight(group, n_keypoints):
+    """TIPS's weights for torso and legs; any other group scales the torso's
+    0.08 by its share of keypoints, 0.08 * k / 10 (TIPS sets the weights by how
+    much of the pose a generator predicts: 10 of 16 keypoints for the torso)."""
+    return TIPS_ADV_WEIGHT.get(group, 0.08 * n_keypoints / 10)
+
+
+def flat(pose_2d):
+    """(N, 17, 2) -> (N, 32): the 16 keypoints at the network's edge, root dropped."""
+    return pose_2d[:, 1:].reshape(len(pose_2d), -1)
+
+
+def unflat(d_flat):
+    """The gradient of flat(): (N, 32) -> (N, 17, 2), zero for the root."""
+    xp = get_array_module(d_flat)
+    d = xp.zeros((len(d_flat), 17, 2), d_flat.dtype)
+    d[:, 1:] = d_flat.reshape(len(d_flat), 16, 2)
+    return d
+
+
+def draw_view(rng, n, azimuth_range):
+    """Random azimuth in [-a, a] and elevation in [-pi/18, pi/18] (host RNG)."""
+    return rng.uniform(-azimuth_range, azimuth_range, n), rng.uniform(-ELEVATION, ELEVATION, n)
+
+
+def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None):
+    """Losses of every group and, into `grads`, each group's gradient of its own L_p.
+
+    pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) random views.
+    Returns (losses, fake) where losses[group] = {adv, l2d, l90, total} and
+    fake = (Y~, D(Y~) logits, D's cache) for the discriminator's update.
+    """
+    n = len(pose_2d)
+    # Y -> z_hat -> (x, y, z_hat) -> Y~ = P R (x, y, z_hat), normalised again
+    z_hat, c_lift = gen.lift(params, pose_2d, True, state)
+    y_raw = project(rotate(compose(pose_2d, z_hat), R))
+    y_tilde, scale, c_norm = max_normalise(y_raw)
+    # the adversarial loss on the whole reprojected pose, TIPS eq. 6
+    logits, c_disc = disc.forward(params, flat(y_tilde))
+    loss_adv, d_logits = generator_adversarial_loss(logits, gan)
+    d_y_tilde_adv = unflat(disc.backward(d_logits, c_disc, params, None))
+    # Y~ -> G(Y~) -> undo the normalisation -> R^-1 -> P: should give Y back (eq. 2)
+    z_tilde, c_lift2 = gen.lift(params, y_tilde)
+    back_3d = compose(y_tilde, z_tilde) * scale[:, None, None]
+    R_inv = R.transpose(0, 2, 1)
+    pose_2d_back = project(rotate(back_3d, R_inv))
+
+    losses = {}
+    for g, (name, joints, net) in enumerate(gen.groups):
+        k = len(joints)
+        w_adv = adversarial_weight(name, k)
+        l2d, d_back = reprojection_loss(pose_2d, pose_2d_back, joints)
+        # L90 (eqs. 3-5): G(z_hat, y), G(-z_hat, y), G(-x, y) for this group
+        x, y, z = pose_2d[:, joints, 0], pose_2d[:, joints, 1], z_hat[:, joints]
+        xp = get_array_module(x)
+        calls = [net.forward(params, xp.stack([u, y], axis=-1).reshape(n, -1)) for u in (z, -z, -x)]
+        l90, d90 = ninety_degree_loss(x, z, calls[0][0], calls[1][0], calls[2][0])
+        losses[name] = {"adv": loss_adv, "l2d": l2d, "l90": l90,
+                        "total": w_adv * loss_adv + W_2D * l2d + W_90 * l90}
+
+        # ---- backward of L_p into this group's parameters ----
+        # L2D through P, R^-1 and the undone normalisation back_3d = scale (Y~, z~)
+        d_back_3d = rotate_backward(project_backward(W_2D * d_back), R_inv)
+        d_scale = (d_back_3d * (back_3d / scale[:, None, None])).sum(axis=(1, 2))
+        d_y_tilde = d_back_3d[..., :2] * scale[:, None, None]
+        d_z_tilde = d_back_3d[..., 2] * scale[:, None]
+        d_in = net.backward(d_z_tilde[:, joints], c_lift2[g], params, grads)   # G(Y~)
+        d_y_tilde[:, joints] += d_in.reshape(n, k, 2)
+        d_y_tilde += w_adv * d_y_tilde_adv                                      # shared L_adv
+        # Y~ = normalise(P R (x, y, z_hat)) back to z_hat
+        d_raw = max_normalise_backward(d_y_tilde, d_scale, c_norm)
+        d_z = rotate_backward(project_backward(d_raw), R)[..., 2][:, joints]
+        # L90: the three extra calls, and z_hat as their input
+        d_cw = net.backward(W_90 * d90["z_cw"], calls[0][1], params, grads).reshape(n, k, 2)
+        d_ccw = net.backward(W_90 * d90["z_ccw"], calls[1][1], params, grads).reshape(n, k, 2)
+        net.backward(W_90 * d90["z_half"], calls[2][1], params, grads)
+        d_z += W_90 * d90["z_hat"] + d_cw[..., 0] - d_ccw[..., 0]
+        net.backward(d_z, c_lift[g], params, grads)                             # G(Y)
+    return losses, (y_tilde, logits, c_disc)
+
+
+def discriminator_step(disc, params, pose_2d, fake, flip, grads, gan="bce", state=None):
+    """The discriminator's loss (eq. 6) on real Y against the fixed Y~, with the
+    labels of the samples where `flip` (N,) bool is set swapped. Adds D's gradients."""
+    _, fake_logits, c_fake = fake
+    real_logits, c_real = disc.forward(params, flat(pose_2d), True, state)
+    flip = flip[:, None].astype(fake_logits.dtype)
+    loss, d_real, d_fake = discriminator_loss(real_logits, fake_logits, 1 - flip, flip, gan)
+    disc.backward(d_real, c_real, params, grads)
+    disc.backward(d_fake, c_fake, params, grads)
+    return loss
+
+
+def train_step(gen, disc, params, state, opt, pose_2d, rng, azimuth_range=np.pi, gan="bce"):
+    """Draw a view and label flips, compute every gradient, take one Adam step."""
+    xp = get_array_module(pose_2d)
+    n = len(pose_2d)
+    azimuth, elevation = draw_view(rng, n, azimuth_range)
+    flip = xp.asarray(rng.random(n) < LABEL_FLIP)
+    R = rotation_matrices(xp.asarray(azimuth), xp.asarray(elevation), pose_2d.dtype)
+    grads = {}
+    losses, fake = generator_step(gen, disc, params, pose_2d, R, grads, gan, state)
+    losses["D"] = discriminator_step(disc, params, pose_2d, fake, flip, grads, gan, state)
+    opt.step(params, grads)
+    return losses

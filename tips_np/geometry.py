@@ -1,0 +1,77 @@
+"""The geometry of the self-consistency cycle, each function with its backward.
+
+The 3D pose is (x, y, z_hat): x, y the normalised input 2D pose, z_hat the
+generators' depths, root at the origin. Camera frame: x right, y down, z forward;
+the vertical axis is y. A random view is
+    R = R_x(elevation) R_y(azimuth),
+    R_y(a) = [[cos a, 0, -sin a], [0, 1, 0], [sin a, 0, cos a]]   (TIPS eq. 11),
+and P projects orthographically, P(x, y, z) = (x, y), as the 90-degree
+derivation assumes. Angles are drawn by the training loop and passed in.
+"""
+from .backend import get_array_module
+
+
+def rotation_matrices(azimuth, elevation, dtype):
+    """(N,) azimuths and elevations (radians) -> (N, 3, 3) rotations, built in `dtype`
+    (np.cos of a float64 angle would otherwise turn float32 poses into float64)."""
+    xp = get_array_module(azimuth)
+    a, e = azimuth.astype(dtype), elevation.astype(dtype)
+    ca, sa, ce, se = xp.cos(a), xp.sin(a), xp.cos(e), xp.sin(e)
+    one, zero = xp.ones_like(a), xp.zeros_like(a)
+    R_y = xp.stack([ca, zero, -sa, zero, one, zero, sa, zero, ca], axis=-1).reshape(-1, 3, 3)
+    R_x = xp.stack([one, zero, zero, zero, ce, -se, zero, se, ce], axis=-1).reshape(-1, 3, 3)
+    return R_x @ R_y
+
+
+def rotate(pose_3d, R):
+    """Rotate every joint: (N, J, 3) -> (N, J, 3), p' = R p.  R^-1 = R^T."""
+    return pose_3d @ R.transpose(0, 2, 1)
+
+
+def rotate_backward(d_rotated, R):
+    return d_rotated @ R
+
+
+def compose(pose_2d, z_hat):
+    """(x, y) (N, J, 2) and z_hat (N, J) -> the 3D pose (x, y, z_hat) (N, J, 3)."""
+    xp = get_array_module(pose_2d)
+    return xp.concatenate([pose_2d, z_hat[..., None]], axis=-1)
+
+
+def project(pose_3d):
+    """Orthographic projection P: (N, J, 3) -> (N, J, 2)."""
+    return pose_3d[..., :2]
+
+
+def project_backward(d_pose_2d):
+    xp = get_array_module(d_pose_2d)
+    return xp.concatenate([d_pose_2d, xp.zeros_like(d_pose_2d[..., :1])], axis=-1)
+
+
+def max_normalise(pose_2d):
+    """Scale each root-centred 2D pose into [-1, 1]: Y = p / s, s = max |p|.
+
+    Real poses have max |coordinate| exactly 1, so a reprojected pose is
+    normalised again before it meets the discriminator or the generators.
+    Returns (Y, s, cache)."""
+    xp = get_array_module(pose_2d)
+    flat = pose_2d.reshape(len(pose_2d), -1)
+    arg = xp.abs(flat).argmax(axis=1)
+    rows = xp.arange(len(flat))
+    scale = xp.abs(flat[rows, arg])
+    return pose_2d / scale[:, None, None], scale, (pose_2d, scale, arg)
+
+
+def max_normalise_backward(d_normalised, d_scale, cache):
+    """Gradient through Y = p / s and through s = |p_argmax| (d_scale: upstream
+    gradient of s itself, e.g. from undoing the normalisation; may be None)."""
+    xp = get_array_module(d_normalised)
+    pose_2d, scale, arg = cache
+    d_pose = d_normalised / scale[:, None, None]
+    ds = -(d_normalised * pose_2d).sum(axis=(1, 2)) / scale ** 2
+    if d_scale is not None:
+        ds = ds + d_scale
+    flat = d_pose.reshape(len(d_pose), -1)  # a view: the write below lands in d_pose
+    rows = xp.arange(len(flat))
+    flat[rows, arg] += ds * xp.sign(pose_2d.reshape(len(pose_2d), -1)[rows, arg])
+    return d_pose

@@ -1,0 +1,87 @@
+"""The losses of TIPS and of the representations paper, each with its gradient.
+
+Every function returns (loss, gradients): the loss as a 0-d array (read back to
+the host only when logged, so a GPU step never waits on it) and the arrays'
+gradients of that loss. Means are over the batch and over a part's k keypoints.
+"""
+from .backend import get_array_module
+from .nn.activations import sigmoid_forward
+
+
+def reprojection_loss(pose_2d, pose_2d_back, joints):
+    """L2D, TIPS eq. 2:  (Y - P R^-1 G(Y~))^2 / N, over one part's keypoints
+    (each independent part gets its own L2D over the keypoints it lifts).
+
+    pose_2d, pose_2d_back: (N, 17, 2). Returns (loss, d pose_2d_back)."""
+    xp = get_array_module(pose_2d)
+    n, k = len(pose_2d), len(joints)
+    diff = pose_2d_back[:, joints] - pose_2d[:, joints]
+    grad = xp.zeros_like(pose_2d_back)
+    grad[:, joints] = (2.0 / (n * k)) * diff
+    return (diff * diff).sum() / (n * k), grad
+
+
+def ninety_degree_loss(x, z_hat, z_cw, z_ccw, z_half):
+    """L90, TIPS eqs. 3-5: the sum of
+        eq. 3  (G(z_hat, y) + x)^2        90 degrees clockwise: (x, y, z) -> (z, y, -x)
+        eq. 4  (G(-z_hat, y) - x)^2       90 degrees anticlockwise
+        eq. 5  (G(x, y) + G(-x, y))^2     180 degrees
+    with z_cw = G(z_hat, y), z_ccw = G(-z_hat, y), z_half = G(-x, y), and
+    G(x, y) = z_hat. All (N, k) for one part.
+    Returns (loss, {'z_hat', 'z_cw', 'z_ccw', 'z_half'} gradients)."""
+    n, k = x.shape
+    c = 2.0 / (n * k)
+    r_cw, r_ccw, r_half = z_cw + x, z_ccw - x, z_hat + z_half
+    loss = ((r_cw * r_cw).sum() + (r_ccw * r_ccw).sum() + (r_half * r_half).sum()) / (n * k)
+    return loss, {"z_hat": c * r_half, "z_cw": c * r_cw, "z_ccw": c * r_ccw, "z_half": c * r_half}
+
+
+def softplus(x):
+    xp = get_array_module(x)
+    return xp.logaddexp(0, x)
+
+
+def generator_adversarial_loss(fake_logits, kind="bce"):
+    """The generators' side of the adversarial loss on D(Y~) (logits, (N, 1)).
+
+    bce   (TIPS eq. 6, non-saturating form):  -E log D(Y~),  D = sigmoid(logit)
+    lsgan (representations paper eq. 6):       1/2 E (D(Y~) - 1)^2
+    Returns (loss, d fake_logits)."""
+    n = len(fake_logits)
+    if kind == "bce":
+        loss = softplus(-fake_logits).mean()
+        return loss, (sigmoid_forward(fake_logits) - 1) / n
+    if kind == "lsgan":
+        r = fake_logits - 1
+        return 0.5 * (r * r).mean(), r / n
+    raise ValueError(f"unknown GAN loss {kind!r}: expected 'bce' or 'lsgan'")
+
+
+def discriminator_loss(real_logits, fake_logits, real_target, fake_target, kind="bce"):
+    """The discriminator's side, real Y against reprojected Y~. Targets are 1 for
+    real and 0 for fake, except where the caller flipped them (10% label flipping).
+
+    bce   (TIPS eq. 6):   -E[t log D + (1 - t) log(1 - D)] on real and on fake
+    lsgan (repr. eq. 6):   1/2 E (D(Y) - t)^2 + 1/2 E (D(Y~) - t)^2
+    Returns (loss, d real_logits, d fake_logits)."""
+    loss, grads = 0.0, []
+    for logits, t in ((real_logits, real_target), (fake_logits, fake_target)):
+        n = len(logits)
+        if kind == "bce":  # -t log s(l) - (1 - t) log(1 - s(l)) = softplus(l) - t l
+            loss = loss + (softplus(logits) - t * logits).mean()
+            grads.append((sigmoid_forward(logits) - t) / n)
+        elif kind == "lsgan":
+            r = logits - t
+            loss = loss + 0.5 * (r * r).mean()
+            grads.append(r / n)
+        else:
+            raise ValueError(f"unknown GAN loss {kind!r}: expected 'bce' or 'lsgan'")
+    return loss, grads[0], grads[1]
+
+
+def distillation_loss(z_student, z_teacher):
+    """TIPS eqs. 7 and 10: (1/N) sum_i (G_TIPS(x_i, y_i) - z_hat_i)^2, the student
+    matching the teachers' depths. (N, 16) each. Returns (loss, d z_student)."""
+    n, k = z_student.shape
+    r = z_student - z_teacher
+    return (r * r).sum() / (n * k), (2.0 / (n * k)) * r

@@ -1,0 +1,128 @@
+"""The five 2D pose representations as lifting networks, and the discriminator.
+
+A generator is a list of groups (name, joints, net): each group lifts its own
+keypoints, z_hat[:, joints] = net(pose_2d[:, joints]) (eq. 1), and gets its own
+losses. Independent parts ('torso,legs', the five limbs) are one group per part,
+sharing nothing. 'full' and split-and-recombine are one group over all 16
+keypoints; split-and-recombine's net encodes each part separately and a
+combining network predicts every depth from the concatenated features.
+"""
+import numpy as np
+
+from .backend import get_array_module
+from .nn.mlp import MLP
+from .skeleton import KEYPOINTS, PARTS
+
+
+class SplitCombine:
+    """Split-and-recombine lifter: one encoder per part (its keypoints -> features,
+    blocks_enc residual blocks), then a combining MLP (all features -> 16 depths)."""
+
+    def __init__(self, name, parts, enc_width, width, enc_blocks, blocks, activation, dropout):
+        self.name = name
+        # columns of the flattened (N, 32) keypoint vector that each part reads
+        self.columns = [np.array([c for j in PARTS[p] for c in (2 * (j - 1), 2 * (j - 1) + 1)])
+                        for p in parts]
+        self.encoders = [MLP(f"{name}/{p}", len(cols), enc_width, enc_blocks, None, activation,
+                             dropout=dropout) for p, cols in zip(parts, self.columns)]
+        self.combiner = MLP(f"{name}/combine", enc_width * len(parts), width, blocks, len(KEYPOINTS),
+                            activation, "tanh", dropout)
+
+    def n_params(self):
+        return sum(net.n_params() for net in self.encoders + [self.combiner])
+
+    def init(self, rng, dtype=np.float32):
+        params, state = {}, {}
+        for net in self.encoders + [self.combiner]:
+            p, s = net.init(rng, dtype)
+            params.update(p)
+            state.update(s)
+        return params, state
+
+    def forward(self, params, x, train=True, state=None, rng=None):
+        xp = get_array_module(x)
+        feats, caches = [], []
+        for cols, enc in zip(self.columns, self.encoders):
+            f, c = enc.forward(params, x[:, cols], train, state, rng)
+            feats.append(f)
+            caches.append(c)
+        y, c_comb = self.combiner.forward(params, xp.concatenate(feats, axis=1), train, state, rng)
+        return y, (caches, c_comb, x.shape)
+
+    def backward(self, dy, cache, params, grads=None):
+        xp = get_array_module(dy)
+        caches, c_comb, shape = cache
+        d_feats = self.combiner.backward(dy, c_comb, params, grads)
+        dx = xp.zeros(shape, dy.dtype)
+        w = self.encoders[0].width
+        for i, (cols, enc, c) in enumerate(zip(self.columns, self.encoders, caches)):
+            dx[:, cols] += enc.backward(d_feats[:, i * w:(i + 1) * w], c, params, grads)
+        return dx
+
+
+def _build_groups(parts, combine, width, blocks, activation, dropout):
+    if parts == ["full"]:
+        return [("full", KEYPOINTS, MLP("G/full", 32, width, blocks, 16, activation, "tanh", dropout))]
+    if combine:
+        enc_blocks = max(blocks // 2, 1)
+        net = SplitCombine("G/combine", parts, width, width, enc_blocks, blocks - enc_blocks,
+                           activation, dropout)
+        return [("combine", KEYPOINTS, net)]
+    return [(p, PARTS[p], MLP(f"G/{p}", 2 * len(PARTS[p]), width, blocks, len(PARTS[p]),
+                              activation, "tanh", dropout)) for p in parts]
+
+
+def count_params(nets):
+    return sum(net.n_params() for net in nets)
+
+
+class Generator:
+    """The lifting network(s) of one representation.
+
+    parts: ['full'], ['torso', 'legs'] (TIPS), or the five limbs; combine=True
+    joins the parts' features in a combining network (split-and-recombine).
+    match_params=True narrows every network so the representation has about as
+    many parameters as a full-pose generator of the given width (the
+    representations paper compares at near-identical parameter counts).
+    """
+
+    def __init__(self, parts, combine=False, width=256, blocks=2, activation="relu",
+                 dropout=0.0, match_params=False):
+        self.parts, self.combine, self.blocks = list(parts), bool(combine), blocks
+        self.width = width
+        if match_params and self.parts != ["full"]:
+            def n(parts, w):
+                return count_params(g[2] for g in _build_groups(parts, combine, w, blocks, activation, dropout))
+            target = n(["full"], width)
+            self.width = min(range(8, 2 * width + 1, 8), key=lambda w: abs(target - n(self.parts, w)))
+        self.groups = _build_groups(self.parts, combine, self.width, blocks, activation, dropout)
+
+    def n_params(self):
+        return count_params(g[2] for g in self.groups)
+
+    def init(self, rng, dtype=np.float32):
+        params, state = {}, {}
+        for _, _, net in self.groups:
+            p, s = net.init(rng, dtype)
+            params.update(p)
+            state.update(s)
+        return params, state
+
+    def lift(self, params, pose_2d, train=True, state=None, rng=None):
+        """Eq. 1: pose_2d (N, 17, 2) -> z_hat (N, 17) (root depth 0), caches per group."""
+        xp = get_array_module(pose_2d)
+        n = len(pose_2d)
+        z_hat = xp.zeros(pose_2d.shape[:2], pose_2d.dtype)
+        caches = []
+        for _, joints, net in self.groups:
+            z, c = net.forward(params, pose_2d[:, joints].reshape(n, -1), train, state, rng)
+            z_hat[:, joints] = z
+            caches.append(c)
+        return z_hat, caches
+
+
+def make_discriminator(width, blocks, activation="leaky_relu"):
+    """D: the full 16-keypoint 2D pose -> one logit (probability = sigmoid(logit)
+    for the BCE loss; the raw value for LSGAN). One residual block fewer than the
+    generators (TIPS), at least one."""
+    return MLP("D", 32, width, max(blocks - 1, 1), 1, activation)

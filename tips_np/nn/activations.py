@@ -1,0 +1,97 @@
+"""Activations. Each forward returns its output y, which is also the cache its
+backward needs (every derivative here can be written in terms of y).
+
+Under each NumPy expression sits the fused CuPy kernel that replaces it on a GPU:
+same maths, same names. tests/test_kernels.py compares the two.
+"""
+import numpy as np
+
+from ..backend import elementwise, on_gpu
+
+LEAKY_SLOPE = 0.2
+
+
+def relu_forward(x):
+    if on_gpu(x):
+        return relu_forward_kernel(x)
+    return np.maximum(x, 0)
+
+
+relu_forward_kernel = elementwise("T x", "T y", "y = x > (T)0 ? x : (T)0", "relu_forward")
+
+
+def relu_backward(dy, y):
+    if on_gpu(dy):
+        return relu_backward_kernel(dy, y)
+    return dy * (y > 0)
+
+
+relu_backward_kernel = elementwise("T dy, T y", "T dx", "dx = y > (T)0 ? dy : (T)0", "relu_backward")
+
+
+def leaky_relu_forward(x, slope=LEAKY_SLOPE):
+    if on_gpu(x):
+        return leaky_relu_forward_kernel(x, x.dtype.type(slope))
+    return np.where(x > 0, x, x * x.dtype.type(slope))
+
+
+leaky_relu_forward_kernel = elementwise(
+    "T x, T slope", "T y", "y = x > (T)0 ? x : x * slope", "leaky_relu_forward")
+
+
+def leaky_relu_backward(dy, y, slope=LEAKY_SLOPE):
+    if on_gpu(dy):
+        return leaky_relu_backward_kernel(dy, y, dy.dtype.type(slope))
+    return np.where(y > 0, dy, dy * dy.dtype.type(slope))
+
+
+leaky_relu_backward_kernel = elementwise(
+    "T dy, T y, T slope", "T dx", "dx = y > (T)0 ? dy : dy * slope", "leaky_relu_backward")
+
+
+def tanh_forward(x):
+    return np.tanh(x) if not on_gpu(x) else tanh_forward_kernel(x)
+
+
+tanh_forward_kernel = elementwise("T x", "T y", "y = tanh(x)", "tanh_forward")
+
+
+def tanh_backward(dy, y):
+    if on_gpu(dy):
+        return tanh_backward_kernel(dy, y)
+    return dy * (1 - y * y)  # d tanh = 1 - tanh^2
+
+
+tanh_backward_kernel = elementwise("T dy, T y", "T dx", "dx = dy * ((T)1 - y * y)", "tanh_backward")
+
+
+def sigmoid_forward(x):
+    if on_gpu(x):
+        return sigmoid_forward_kernel(x)
+    # 1 / (1 + e^-x) without overflow: e^-|x| never exceeds 1
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+sigmoid_forward_kernel = elementwise(
+    "T x", "T y",
+    "T e = exp(-fabs(x)); y = x >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e)",
+    "sigmoid_forward")
+
+
+def sigmoid_backward(dy, y):
+    if on_gpu(dy):
+        return sigmoid_backward_kernel(dy, y)
+    return dy * y * (1 - y)  # d sigmoid = s (1 - s)
+
+
+sigmoid_backward_kernel = elementwise(
+    "T dy, T y", "T dx", "dx = dy * y * ((T)1 - y)", "sigmoid_backward")
+
+
+ACTIVATIONS = {
+    "relu": (relu_forward, relu_backward),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+}

@@ -1,0 +1,52 @@
+"""Adam (Kingma & Ba), in PyTorch's formulation:
+    m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2,
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+The papers use lr = 2e-4; they do not state the betas, so (0.9, 0.999) is the
+default. Moments are keyed by the parameters' own names ('m/G/fc_in/W').
+"""
+import numpy as np
+
+from ..backend import elementwise, get_array_module, on_gpu
+
+
+class Adam:
+    def __init__(self, lr=2e-4, betas=(0.9, 0.999), eps=1e-8):
+        self.lr, self.betas, self.eps = lr, tuple(betas), eps
+        self.t = 0
+        self.state = {}  # 'm/<param name>', 'v/<param name>'
+
+    def step(self, params, grads):
+        """Update every parameter that has a gradient, in place."""
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1 - b1 ** self.t)
+        bias2_sqrt = np.sqrt(1 - b2 ** self.t)
+        for name, g in grads.items():
+            p = params[name]
+            if f"m/{name}" not in self.state:
+                xp = get_array_module(p)
+                self.state[f"m/{name}"] = xp.zeros_like(p)
+                self.state[f"v/{name}"] = xp.zeros_like(p)
+            adam_update(p, g, self.state[f"m/{name}"], self.state[f"v/{name}"],
+                        b1, b2, step_size, bias2_sqrt, self.eps)
+
+
+def adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, eps):
+    """One Adam update of p, m, v in place (scalars are Python floats)."""
+    if on_gpu(p):
+        t = p.dtype.type
+        adam_update_kernel(g, t(b1), t(b2), t(step_size), t(bias2_sqrt), t(eps), p, m, v)
+        return
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    p -= step_size * m / (np.sqrt(v) / bias2_sqrt + eps)
+
+
+adam_update_kernel = elementwise(
+    "T g, T b1, T b2, T step_size, T bias2_sqrt, T eps", "T p, T m, T v",
+    """m = b1 * m + ((T)1 - b1) * g;
+       v = b2 * v + ((T)1 - b2) * g * g;
+       p -= step_size * m / (sqrt(v) / bias2_sqrt + eps)""",
+    "adam_update")

@@ -1,0 +1,87 @@
+"""Batch normalisation over the batch axis of (N, D) features.
+
+Training mode normalises with the batch's own mean and (biased) variance:
+    x_hat = (x - mean) / sqrt(var + eps),   y = gamma * x_hat + beta.
+Evaluation mode uses running estimates instead. Convention (PyTorch's):
+    running = (1 - momentum) * running + momentum * batch_estimate,
+with momentum 0.1 and the unbiased batch variance N / (N - 1) * var in running_var.
+A network is called several times per training step on different inputs; the
+caller decides which calls update the running statistics (see nn/mlp.py).
+
+Under each NumPy expression sits the fused CuPy kernel that replaces it on a GPU.
+"""
+import numpy as np
+
+from ..backend import elementwise, get_array_module, on_gpu
+
+EPS = 1e-5
+MOMENTUM = 0.1
+
+
+def batchnorm_init(d, dtype=np.float32):
+    params = {"gamma": np.ones(d, dtype), "beta": np.zeros(d, dtype)}
+    state = {"running_mean": np.zeros(d, dtype), "running_var": np.ones(d, dtype)}
+    return params, state
+
+
+def batchnorm_forward(x, gamma, beta, state=None, train=True):
+    """Return y and the cache for batchnorm_backward.
+
+    train=True: batch statistics; if `state` is given, its running statistics are
+    updated in place. train=False: normalise with state's running statistics.
+    """
+    xp = get_array_module(x)
+    if train:
+        mean = x.mean(axis=0)
+        var = x.var(axis=0)
+        if state is not None:
+            n = x.shape[0]
+            update_running_statistics(state, mean, var * (n / max(n - 1, 1)))
+    else:
+        mean, var = state["running_mean"], state["running_var"]
+    inv_std = 1 / xp.sqrt(var + EPS)
+    if on_gpu(x):
+        y, x_hat = batchnorm_forward_kernel(x, mean, inv_std, gamma, beta)
+    else:
+        x_hat = (x - mean) * inv_std
+        y = gamma * x_hat + beta
+    return y, (x_hat, gamma, inv_std, train)
+
+
+batchnorm_forward_kernel = elementwise(
+    "T x, T mean, T inv_std, T gamma, T beta", "T y, T x_hat",
+    "x_hat = (x - mean) * inv_std; y = gamma * x_hat + beta",
+    "batchnorm_forward")
+
+
+def update_running_statistics(state, mean, var_unbiased, momentum=MOMENTUM):
+    state["running_mean"] *= 1 - momentum
+    state["running_mean"] += momentum * mean
+    state["running_var"] *= 1 - momentum
+    state["running_var"] += momentum * var_unbiased
+
+
+def batchnorm_backward(dy, cache, need_param_grads=True):
+    """Return dx and {'gamma': dgamma, 'beta': dbeta}.
+
+    With batch statistics the mean and variance depend on x, which gives
+        dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat)).
+    With running statistics they are constants: dx = gamma * inv_std * dy.
+    """
+    x_hat, gamma, inv_std, train = cache
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * x_hat).sum(axis=0)
+    n = dy.shape[0]
+    if not train:
+        dx = dy * (gamma * inv_std)
+    elif on_gpu(dy):
+        dx = batchnorm_backward_kernel(dy, x_hat, gamma * inv_std, dbeta / n, dgamma / n)
+    else:
+        dx = (gamma * inv_std) * (dy - dbeta / n - x_hat * (dgamma / n))
+    return dx, ({"gamma": dgamma, "beta": dbeta} if need_param_grads else None)
+
+
+batchnorm_backward_kernel = elementwise(
+    "T dy, T x_hat, T scale, T mean_dy, T mean_dy_xhat", "T dx",
+    "dx = scale * (dy - mean_dy - x_hat * mean_dy_xhat)",
+    "batchnorm_backward")

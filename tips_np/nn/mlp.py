@@ -1,0 +1,102 @@
+"""The papers' fully connected network (after Martinez et al.):
+
+    Linear -> BN -> act [-> dropout],  K residual blocks of width W,
+    final Linear,  optional output activation (tanh for the generators).
+
+An MLP object holds only the structure. Parameters, gradients, Adam's moments
+and batch-norm running statistics live in flat dicts keyed by one path scheme:
+'{name}/fc_in/W', '{name}/bn_in/gamma', '{name}/block0/fc1/W', '{name}/fc_out/b'.
+A forward returns the cache its backward consumes, so one network may be called
+several times before any backward, and parameter gradients of the calls add up.
+"""
+import numpy as np
+
+from ..backend import get_array_module
+from .activations import ACTIVATIONS
+from .batchnorm import batchnorm_init
+from .dense import accumulate, dense_backward, dense_forward
+from .dropout import dropout_mask
+from .linear import linear_backward, linear_forward, linear_init
+from .residual import residual_backward, residual_forward
+
+
+class MLP:
+    def __init__(self, name, d_in, width, blocks, d_out=None, activation="relu",
+                 out_activation=None, dropout=0.0):
+        """d_out=None ends the network after the last block (a feature encoder)."""
+        self.name, self.d_in, self.width, self.blocks = name, d_in, width, blocks
+        self.d_out, self.activation, self.out_activation = d_out, activation, out_activation
+        self.dropout = dropout
+
+    @property
+    def out_dim(self):
+        return self.width if self.d_out is None else self.d_out
+
+    def _units(self):
+        """(fc, bn, d_in) of every dense unit, in order."""
+        units = [(f"{self.name}/fc_in", f"{self.name}/bn_in", self.d_in)]
+        for k in range(self.blocks):
+            for j in (1, 2):
+                units.append((f"{self.name}/block{k}/fc{j}", f"{self.name}/block{k}/bn{j}", self.width))
+        return units
+
+    def n_params(self):
+        n = sum(d_in * self.width + 3 * self.width for _, _, d_in in self._units())  # W, b, gamma, beta
+        return n + (0 if self.d_out is None else (self.width + 1) * self.d_out)
+
+    def init(self, rng, dtype=np.float32):
+        """Return (params, state): He-initialised weights, BN gamma=1, beta=0."""
+        params, state = {}, {}
+        for fc, bn, d_in in self._units():
+            for k, v in linear_init(rng, d_in, self.width, dtype).items():
+                params[f"{fc}/{k}"] = v
+            p, s = batchnorm_init(self.width, dtype)
+            params.update({f"{bn}/{k}": v for k, v in p.items()})
+            state.update({f"{bn}/{k}": v for k, v in s.items()})
+        if self.d_out is not None:
+            for k, v in linear_init(rng, self.width, self.d_out, dtype).items():
+                params[f"{self.name}/fc_out/{k}"] = v
+        return params, state
+
+    def forward(self, params, x, train=True, state=None, rng=None):
+        """x: (N, d_in) -> (y, cache).
+
+        train=True uses batch statistics and, if `state` is given, updates its
+        running statistics; train=False uses them. `rng` draws dropout masks
+        (training only, when dropout > 0).
+        """
+        masks = self._dropout_masks(rng, x) if (train and self.dropout > 0) else [None] * (1 + 2 * self.blocks)
+        fc, bn, _ = self._units()[0]
+        h, c_in = dense_forward(params, fc, bn, x, self.activation, train, state, masks[0])
+        c_blocks = []
+        for k in range(self.blocks):
+            h, c = residual_forward(params, f"{self.name}/block{k}", h, self.activation, train, state,
+                                    masks[1 + 2 * k: 3 + 2 * k])
+            c_blocks.append(c)
+        c_out, y_out = None, None
+        if self.d_out is not None:
+            h, c_out = linear_forward(h, params[f"{self.name}/fc_out/W"], params[f"{self.name}/fc_out/b"])
+            if self.out_activation is not None:
+                h = y_out = ACTIVATIONS[self.out_activation][0](h)
+        return h, (c_in, c_blocks, c_out, y_out)
+
+    def _dropout_masks(self, rng, x):
+        """One keep-mask per dense unit, drawn on the host by the caller's generator."""
+        xp = get_array_module(x)
+        return [xp.asarray(dropout_mask(rng, (x.shape[0], self.width), self.dropout, x.dtype))
+                for _ in range(1 + 2 * self.blocks)]
+
+    def backward(self, dy, cache, params, grads=None):
+        """Return dx; add parameter gradients into grads (skipped when None:
+        e.g. the discriminator when only the generator's input gradient is wanted)."""
+        c_in, c_blocks, c_out, y_out = cache
+        dh = dy
+        if c_out is not None:
+            if self.out_activation is not None:
+                dh = ACTIVATIONS[self.out_activation][1](dh, y_out)
+            dh, g = linear_backward(dh, c_out, grads is not None)
+            if grads is not None:
+                accumulate(grads, f"{self.name}/fc_out", g)
+        for c in reversed(c_blocks):
+            dh = residual_backward(dh, c, grads)
+        return dense_backward(dh, c_in, grads)
