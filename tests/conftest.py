@@ -20,3 +20,17 @@ def sample_path():
     if not os.path.exists(SAMPLE):
         pytest.fail(f"the shipped sample {SAMPLE} is missing")
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """Every 8th pose of the shipped sample (~4,000 poses): quick training runs."""
+    import h5py
+    if not os.path.exists(SAMPLE):
+        pytest.fail(f"the shipped sample {SAMPLE} is missing")
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    with h5py.File(SAMPLE, "r") as src, h5py.File(path, "w") as dst:
+        for k in src:
+            dst[k] = src[k][::8]
+        dst.attrs.update(src.attrs)
+    return str(path)

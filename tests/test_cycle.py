@@ -66,8 +66,8 @@ def test_discriminator_gradient(rng, gan):
     flip = np.array([True, False, False, True, False, False])
 
     def loss(grads):
-        fake = cycle.generator_step(gen, disc, params, pose, R, {}, gan)[1]
-        return cycle.discriminator_step(disc, params, pose, fake, flip, grads, gan)
+        disc_out = cycle.generator_step(gen, disc, params, pose, R, {}, gan)[1]
+        return cycle.discriminator_step(disc, params, disc_out, flip, grads, gan)
 
     grads = {}
     loss(grads)

@@ -61,5 +61,120 @@ def prepare_data(root, out, every, subjects, distortion):
                f"({os.path.getsize(out) / 1e6:.1f} MB, {time.time() - start:.1f} s)")
 
 
+def progressbar(length, label):
+    return click.progressbar(length=length, label=label, file=sys.stderr)
+
+
+def parse_parts_option(ctx, param, value):
+    try:
+        return skeleton.parse_parts(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e))
+
+
+def data_option(f):
+    return click.option("--data", type=click.Path(dir_okay=False), default=None,
+                        help="Prepared HDF5 file [default: the shipped sample data/h36m_sample.h5].")(f)
+
+
+def device_option(f):
+    return click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+                        help="cpu runs on NumPy; cuda on CuPy (pip install -e '.[gpu]').")(f)
+
+
+@main.command()
+@click.option("--parts", default="torso,legs", show_default=True, callback=parse_parts_option,
+              help="The 2D pose representation: full, torso,legs (TIPS) or larm,rarm,torso,lleg,rleg.")
+@click.option("--combine", is_flag=True,
+              help="Split and recombine: the parts' features feed one combining network "
+                   "(default: the parts are independent).")
+@click.option("--match-params", is_flag=True,
+              help="Narrow the networks so the representation has about as many parameters as a "
+                   "full-pose generator of --width (the representations paper's comparison).")
+@click.option("--width", default=256, show_default=True, type=click.IntRange(8, 8192),
+              help="Width of each network (papers: 1024).")
+@click.option("--blocks", default=2, show_default=True, type=click.IntRange(1, 6),
+              help="Residual blocks per generator; the discriminator has one fewer (papers: 4).")
+@click.option("--epochs", default=40, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=2),
+              help="Poses per step (papers: 8192).")
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Adam's learning rate (papers: 2e-4).")
+@click.option("--betas", default=(0.9, 0.999), show_default=True, nargs=2,
+              type=click.FloatRange(0, 1, max_open=True), help="Adam's betas (the papers do not say).")
+@click.option("--gan", type=click.Choice(["bce", "lsgan"]), default="bce", show_default=True,
+              help="Adversarial loss: bce (TIPS eq. 6) or lsgan (representations paper eq. 6).")
+@click.option("--azimuth", default=180.0, show_default=True, type=click.FloatRange(0, 180),
+              help="Random azimuths are drawn in [-a, a] degrees (TIPS 180; representations paper 160).")
+@click.option("--activation", type=click.Choice(["relu", "leaky_relu"]), default="relu", show_default=True,
+              help="Hidden activation of the generators (the discriminator uses leaky_relu).")
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Evaluate on the test split every k epochs (and after the last).")
+@data_option
+@device_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder for checkpoint.h5, log.csv and evaluation files [default: runs/<parts>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint, up to --epochs.")
+def train(parts, combine, out, resume, **options):
+    """Train generators of one 2D pose representation adversarially, with
+    reprojection and 90-degree consistency, and evaluate them on the test split."""
+    from .backend import DeviceError
+    from .checkpoint import CheckpointError
+    from .evaluate import format_table, save_results
+    from .h36m import DataError
+    from .train import Diverged
+    from .train import train as run_training
+    out = out or os.path.join("runs", "+".join(parts) + ("-combine" if combine else ""))
+    options["betas"] = list(options["betas"])
+    try:
+        config, result = run_training(dict(parts=parts, combine=combine, **options), out, resume,
+                                       echo=click.echo, progressbar=progressbar)
+    except (DataError, CheckpointError, DeviceError, Diverged) as e:
+        fail(str(e))
+    save_results(out, result)
+    click.echo(f"\nTest split, mm ({os.path.join(out, 'evaluation.csv')}):")
+    click.echo(format_table({f"{'+'.join(parts)} {m}": result[m] for m in result}))
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@data_option
+@device_option
+def evaluate(runs, data, device):
+    """P-MPJPE and N-MPJPE per action on the test split for one or more trained
+    models (run folders or checkpoint files), side by side."""
+    from .backend import DeviceError, use_device
+    from .checkpoint import CheckpointError, load
+    from .dataset import load as load_data
+    from .evaluate import evaluate_depths, format_table, predict_depths, save_results
+    from .h36m import DataError
+    from .train import model_from_checkpoint
+    rows = {}
+    try:
+        xp = use_device(device)
+        models = []
+        for run in runs:
+            ckpt = load(run)
+            models.append((run, ckpt) + model_from_checkpoint(ckpt, xp))
+        testsets = {}
+        for run, ckpt, gen, params, state in models:
+            path = data or ckpt["config"].get("data")
+            if path not in testsets:
+                testsets[path] = load_data(path, "test")
+            result = evaluate_depths(predict_depths(gen, params, state, testsets[path].pose_2d), testsets[path])
+            run_dir = run if os.path.isdir(run) else os.path.dirname(run)
+            save_results(run_dir, result)
+            label = os.path.basename(os.path.normpath(run_dir)) or run_dir
+            rows[f"{label} P-MPJPE"] = result["P-MPJPE"]
+            rows[f"{label} N-MPJPE"] = result["N-MPJPE"]
+            if len(runs) == 1:
+                rows.update({f"{label} {m}": result[m] for m in ("P-MPJPE mirrored", "P-MPJPE z=0")})
+    except (DataError, CheckpointError, DeviceError) as e:
+        fail(str(e))
+    click.echo(format_table(rows))
+
+
 if __name__ == "__main__":
     main()

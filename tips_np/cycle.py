@@ -8,8 +8,11 @@ L2D_p, L90_p cover only the keypoints p lifts. The groups are coupled only
 through the reprojected pose Y~ (its normalising scale depends on every depth),
 so the backward runs once per group, each with its own loss.
 
-The discriminator is updated from the same forward pass (simultaneous update):
-its gradient for real Y against the reprojected Y~ (held fixed), with label flipping.
+The discriminator sees real Y and reprojected Y~ in one batch, so its batch-norm
+normalises both with the same statistics: with separate batches it would remove
+any shift that all fakes share (say, every depth too large), which is just the
+error the generators most need to hear about. It is updated from the same forward
+pass (simultaneous update), Y~ held fixed, with label flipping.
 """
 import numpy as np
 
@@ -57,18 +60,20 @@ def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None):
     """Losses of every group and, into `grads`, each group's gradient of its own L_p.
 
     pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) random views.
-    Returns (losses, fake) where losses[group] = {adv, l2d, l90, total} and
-    fake = (Y~, D(Y~) logits, D's cache) for the discriminator's update.
+    Returns (losses, disc_out) where losses[group] = {adv, l2d, l90, total} and
+    disc_out = (D([Y; Y~]) logits, D's cache) for the discriminator's update.
     """
     n = len(pose_2d)
     # Y -> z_hat -> (x, y, z_hat) -> Y~ = P R (x, y, z_hat), normalised again
     z_hat, c_lift = gen.lift(params, pose_2d, True, state)
     y_raw = project(rotate(compose(pose_2d, z_hat), R))
     y_tilde, scale, c_norm = max_normalise(y_raw)
-    # the adversarial loss on the whole reprojected pose, TIPS eq. 6
-    logits, c_disc = disc.forward(params, flat(y_tilde))
-    loss_adv, d_logits = generator_adversarial_loss(logits, gan)
-    d_y_tilde_adv = unflat(disc.backward(d_logits, c_disc, params, None))
+    # the adversarial loss on the whole reprojected pose, TIPS eq. 6; D sees [Y; Y~]
+    xp = get_array_module(pose_2d)
+    logits, c_disc = disc.forward(params, xp.concatenate([flat(pose_2d), flat(y_tilde)]), True, state)
+    loss_adv, d_fake = generator_adversarial_loss(logits[n:], gan)
+    d_logits = xp.concatenate([xp.zeros_like(d_fake), d_fake])
+    d_y_tilde_adv = unflat(disc.backward(d_logits, c_disc, params, None)[n:])
     # Y~ -> G(Y~) -> undo the normalisation -> R^-1 -> P: should give Y back (eq. 2)
     z_tilde, c_lift2 = gen.lift(params, y_tilde)
     back_3d = compose(y_tilde, z_tilde) * scale[:, None, None]
@@ -82,7 +87,6 @@ def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None):
         l2d, d_back = reprojection_loss(pose_2d, pose_2d_back, joints)
         # L90 (eqs. 3-5): G(z_hat, y), G(-z_hat, y), G(-x, y) for this group
         x, y, z = pose_2d[:, joints, 0], pose_2d[:, joints, 1], z_hat[:, joints]
-        xp = get_array_module(x)
         calls = [net.forward(params, xp.stack([u, y], axis=-1).reshape(n, -1)) for u in (z, -z, -x)]
         l90, d90 = ninety_degree_loss(x, z, calls[0][0], calls[1][0], calls[2][0])
         losses[name] = {"adv": loss_adv, "l2d": l2d, "l90": l90,
@@ -106,18 +110,19 @@ def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None):
         net.backward(W_90 * d90["z_half"], calls[2][1], params, grads)
         d_z += W_90 * d90["z_hat"] + d_cw[..., 0] - d_ccw[..., 0]
         net.backward(d_z, c_lift[g], params, grads)                             # G(Y)
-    return losses, (y_tilde, logits, c_disc)
+    return losses, (logits, c_disc)
 
 
-def discriminator_step(disc, params, pose_2d, fake, flip, grads, gan="bce", state=None):
-    """The discriminator's loss (eq. 6) on real Y against the fixed Y~, with the
-    labels of the samples where `flip` (N,) bool is set swapped. Adds D's gradients."""
-    _, fake_logits, c_fake = fake
-    real_logits, c_real = disc.forward(params, flat(pose_2d), True, state)
-    flip = flip[:, None].astype(fake_logits.dtype)
-    loss, d_real, d_fake = discriminator_loss(real_logits, fake_logits, 1 - flip, flip, gan)
-    disc.backward(d_real, c_real, params, grads)
-    disc.backward(d_fake, c_fake, params, grads)
+def discriminator_step(disc, params, disc_out, flip, grads, gan="bce"):
+    """The discriminator's loss (eq. 6) on real Y against the fixed Y~, from the
+    generator step's forward of D on [Y; Y~]; the labels of the samples where
+    `flip` (N,) bool is set are swapped. Adds D's gradients into grads."""
+    xp = get_array_module(flip)
+    logits, c_disc = disc_out
+    n = len(flip)
+    flip = flip[:, None].astype(logits.dtype)
+    loss, d_real, d_fake = discriminator_loss(logits[:n], logits[n:], 1 - flip, flip, gan)
+    disc.backward(xp.concatenate([d_real, d_fake]), c_disc, params, grads)
     return loss
 
 
@@ -129,7 +134,7 @@ def train_step(gen, disc, params, state, opt, pose_2d, rng, azimuth_range=np.pi,
     flip = xp.asarray(rng.random(n) < LABEL_FLIP)
     R = rotation_matrices(xp.asarray(azimuth), xp.asarray(elevation), pose_2d.dtype)
     grads = {}
-    losses, fake = generator_step(gen, disc, params, pose_2d, R, grads, gan, state)
-    losses["D"] = discriminator_step(disc, params, pose_2d, fake, flip, grads, gan, state)
+    losses, disc_out = generator_step(gen, disc, params, pose_2d, R, grads, gan, state)
+    losses["D"] = discriminator_step(disc, params, disc_out, flip, grads, gan)
     opt.step(params, grads)
     return losses

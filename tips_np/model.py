@@ -13,6 +13,13 @@ from .backend import get_array_module
 from .nn.mlp import MLP
 from .skeleton import KEYPOINTS, PARTS
 
+# The generators' final Linear starts at 1/100 of its He scale, so training starts
+# from flat poses (z_hat ~ 0). At the full scale the tanh output starts at large
+# random depths, which the consistency losses lock in before the (weakly weighted)
+# adversarial loss can shape them: on the sample, P-MPJPE stayed at ~345 mm after
+# 6 epochs, against ~150 mm (mirrored ~93 mm) with the small start.
+OUT_SCALE = 0.01
+
 
 class SplitCombine:
     """Split-and-recombine lifter: one encoder per part (its keypoints -> features,
@@ -26,7 +33,7 @@ class SplitCombine:
         self.encoders = [MLP(f"{name}/{p}", len(cols), enc_width, enc_blocks, None, activation,
                              dropout=dropout) for p, cols in zip(parts, self.columns)]
         self.combiner = MLP(f"{name}/combine", enc_width * len(parts), width, blocks, len(KEYPOINTS),
-                            activation, "tanh", dropout)
+                            activation, "tanh", dropout, OUT_SCALE)
 
     def n_params(self):
         return sum(net.n_params() for net in self.encoders + [self.combiner])
@@ -62,14 +69,14 @@ class SplitCombine:
 
 def _build_groups(parts, combine, width, blocks, activation, dropout):
     if parts == ["full"]:
-        return [("full", KEYPOINTS, MLP("G/full", 32, width, blocks, 16, activation, "tanh", dropout))]
+        return [("full", KEYPOINTS, MLP("G/full", 32, width, blocks, 16, activation, "tanh", dropout, OUT_SCALE))]
     if combine:
         enc_blocks = max(blocks // 2, 1)
         net = SplitCombine("G/combine", parts, width, width, enc_blocks, blocks - enc_blocks,
                            activation, dropout)
         return [("combine", KEYPOINTS, net)]
     return [(p, PARTS[p], MLP(f"G/{p}", 2 * len(PARTS[p]), width, blocks, len(PARTS[p]),
-                              activation, "tanh", dropout)) for p in parts]
+                              activation, "tanh", dropout, OUT_SCALE)) for p in parts]
 
 
 def count_params(nets):

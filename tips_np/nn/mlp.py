@@ -22,11 +22,12 @@ from .residual import residual_backward, residual_forward
 
 class MLP:
     def __init__(self, name, d_in, width, blocks, d_out=None, activation="relu",
-                 out_activation=None, dropout=0.0):
-        """d_out=None ends the network after the last block (a feature encoder)."""
+                 out_activation=None, dropout=0.0, out_scale=1.0):
+        """d_out=None ends the network after the last block (a feature encoder).
+        out_scale multiplies the He-initialised weights of the final Linear."""
         self.name, self.d_in, self.width, self.blocks = name, d_in, width, blocks
         self.d_out, self.activation, self.out_activation = d_out, activation, out_activation
-        self.dropout = dropout
+        self.dropout, self.out_scale = dropout, out_scale
 
     @property
     def out_dim(self):
@@ -56,6 +57,7 @@ class MLP:
         if self.d_out is not None:
             for k, v in linear_init(rng, self.width, self.d_out, dtype).items():
                 params[f"{self.name}/fc_out/{k}"] = v
+            params[f"{self.name}/fc_out/W"] *= dtype(self.out_scale)
         return params, state
 
     def forward(self, params, x, train=True, state=None, rng=None):

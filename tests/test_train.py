@@ -1,0 +1,123 @@
+"""Evaluation, checkpoints and the training loop."""
+import csv
+import os
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tips_np import checkpoint, cycle
+from tips_np.cli import main
+from tips_np.evaluate import n_mpjpe, p_mpjpe, procrustes_align
+from tips_np.geometry import rotation_matrices
+from tips_np.train import Diverged, train
+
+TINY = dict(parts=["torso", "legs"], width=32, blocks=1, batch_size=256, epochs=3)
+
+
+def test_procrustes_undoes_a_known_similarity_transform(rng):
+    gt = rng.standard_normal((5, 17, 3)) * 300
+    R = rotation_matrices(rng.uniform(-3, 3, 5), rng.uniform(-1, 1, 5), np.float64)
+    pred = 0.004 * gt @ R + rng.standard_normal((5, 1, 3))
+    np.testing.assert_allclose(procrustes_align(pred, gt), gt, atol=1e-8)
+    assert p_mpjpe(pred, gt).max() < 1e-8
+
+
+def test_procrustes_excludes_reflections(rng):
+    gt = rng.standard_normal((4, 17, 3)) * 300
+    mirrored = gt * np.array([1, 1, -1])
+    assert p_mpjpe(mirrored, gt).min() > 10  # a mirror image is not aligned away
+
+
+def test_n_mpjpe_aligns_scale_only(rng):
+    gt = rng.standard_normal((3, 17, 3))
+    assert n_mpjpe(0.01 * gt, gt).max() < 1e-12
+    R = rotation_matrices(np.full(3, 0.5), np.zeros(3), np.float64)
+    assert n_mpjpe(gt @ R, gt).min() > 0.1  # a rotation is not aligned away
+
+
+def read_log(run):
+    with open(os.path.join(run, "log.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_training_run_losses_fall(tmp_path, tiny_data):
+    run = str(tmp_path / "run")
+    config, result = train({**TINY, "data": tiny_data, "epochs": 6}, run, echo=lambda s: None)
+    rows = read_log(run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    for key in ("torso/total", "legs/total", "torso/l90", "legs/l90", "D"):
+        assert float(rows[-1][key]) < 0.9 * float(rows[0][key]), key
+    assert all(np.isfinite(float(r["p_mpjpe"])) for r in rows)
+    assert set(result) == {"P-MPJPE", "N-MPJPE", "P-MPJPE mirrored", "P-MPJPE z=0"}
+    assert len(result["P-MPJPE"]) == 16  # 15 actions and the average
+    ckpt = checkpoint.load(run)
+    assert ckpt["epoch"] == 6 and ckpt["config"]["parts"] == ["torso", "legs"]
+    assert "G/torso/block0/fc1/W" in ckpt["params"] and "m/G/torso/block0/fc1/W" in ckpt["adam"]
+
+
+def test_seeded_runs_repeat_and_resume_continues_exactly(tmp_path, tiny_data):
+    straight, halves, again = (str(tmp_path / n) for n in ("straight", "halves", "again"))
+    quiet = dict(echo=lambda s: None)
+    train({**TINY, "data": tiny_data}, straight, **quiet)
+    train({**TINY, "data": tiny_data}, again, **quiet)
+    train({**TINY, "data": tiny_data, "epochs": 2}, halves, **quiet)
+    train({**TINY, "data": tiny_data}, halves, resume=True, **quiet)
+    a, b, c = (checkpoint.load(r)["params"] for r in (straight, halves, again))
+    for k in a:
+        np.testing.assert_array_equal(a[k], c[k])  # same seed, same numbers
+        np.testing.assert_array_equal(a[k], b[k])  # resumed = uninterrupted
+    assert read_log(straight) and [r["epoch"] for r in read_log(halves)] == ["1", "2", "3"]
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, monkeypatch):
+    run = str(tmp_path / "run")
+    train({**TINY, "data": tiny_data, "epochs": 1}, run, echo=lambda s: None)
+    good = checkpoint.load(run)["params"]["G/legs/fc_out/W"].copy()
+    real = cycle.reprojection_loss
+    monkeypatch.setattr(cycle, "reprojection_loss",
+                        lambda *a: (real(*a)[0] * np.nan, real(*a)[1]))
+    with pytest.raises(Diverged, match="epoch 2"):
+        train({**TINY, "data": tiny_data, "epochs": 2}, run, resume=True, echo=lambda s: None)
+    kept = checkpoint.load(run)
+    assert kept["epoch"] == 1
+    np.testing.assert_array_equal(kept["params"]["G/legs/fc_out/W"], good)
+
+
+@pytest.mark.parametrize("parts,extra", [("full", []), ("larm,rarm,torso,lleg,rleg", ["--combine"]),
+                                         ("torso,legs", ["--gan", "lsgan", "--match-params"])])
+def test_cli_train_and_evaluate(tmp_path, tiny_data, parts, extra):
+    run = str(tmp_path / "run")
+    r = CliRunner().invoke(main, ["train", "--parts", parts, "--width", "16", "--blocks", "1",
+                                  "--epochs", "1", "--data", tiny_data, "--out", run] + extra)
+    assert r.exit_code == 0, r.output
+    assert "parameters" in r.output and "P-MPJPE" in r.output and "Avg." in r.output
+    r = CliRunner().invoke(main, ["evaluate", run])
+    assert r.exit_code == 0, r.output
+    assert "P-MPJPE mirrored" in r.output and "WalkT." in r.output
+    assert os.path.exists(os.path.join(run, "evaluation.csv"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--parts", "torso"], "cover the 16 keypoints"),
+    (["train", "--parts", "arms,legs"], "unknown part"),
+    (["train", "--width", "0"], "--width"),
+    (["train", "--batch-size", "1"], "--batch-size"),
+    (["train", "--data", "/no/such.h5", "--epochs", "1"], "data file not found"),
+    (["evaluate", "/no/such/run"], "checkpoint not found"),
+])
+def test_cli_refuses_bad_options(args, message):
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_evaluate_refuses_files_that_are_not_checkpoints(tmp_path, tiny_data):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x89HDF\r\n" + b"0" * 100)
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["x"] = 1
+    for path, message in ((junk, "not a readable HDF5 file"), (plain, "not a tips-np checkpoint")):
+        r = CliRunner().invoke(main, ["evaluate", str(path)])
+        assert r.exit_code == 1 and message in r.output, r.output

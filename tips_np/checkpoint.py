@@ -1,0 +1,95 @@
+"""Checkpoints in HDF5, one file per run, keyed by the shared naming scheme:
+
+    params/G/torso/block0/fc1/W     weights and biases
+    state/G/torso/block0/bn1/running_mean
+    adam/m/G/torso/block0/fc1/W     Adam's moments
+    attrs: config (JSON), epoch, adam_t, rng (JSON of the NumPy generator state)
+
+Written to a temporary file and renamed, so a checkpoint is never half-written.
+"""
+import json
+import os
+
+import h5py
+
+from .backend import to_numpy
+
+FORMAT = "tips-np checkpoint 1"
+
+
+class CheckpointError(ValueError):
+    """Not a readable tips-np checkpoint; the message names the file."""
+
+
+def save(path, config, params, state, adam=None, epoch=0, rng=None, extra=None):
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["config"] = json.dumps(config)
+            f.attrs["epoch"] = epoch
+            if rng is not None:
+                f.attrs["rng"] = json.dumps(rng.bit_generator.state)
+            if adam is not None:
+                f.attrs["adam_t"] = adam.t
+                for k, v in adam.state.items():
+                    f[f"adam/{k}"] = to_numpy(v)
+            for group, arrays in (("params", params), ("state", state)):
+                for k, v in arrays.items():
+                    f[f"{group}/{k}"] = to_numpy(v)
+            for k, v in (extra or {}).items():
+                f.attrs[k] = json.dumps(v)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _read_group(f, name):
+    out = {}
+    if name in f:
+        f[name].visititems(lambda k, v: out.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+    return out
+
+
+def load(path):
+    """Return a dict: config, params, state, adam (t and moments), epoch, rng_state, attrs."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "checkpoint.h5")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise CheckpointError(f"{path}: not a readable HDF5 file (truncated or not a checkpoint: {e})") from None
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise CheckpointError(f"{path}: not a tips-np checkpoint (attribute 'format' is missing)")
+        try:
+            ckpt = {
+                "path": path,
+                "config": json.loads(f.attrs["config"]),
+                "epoch": int(f.attrs["epoch"]),
+                "rng_state": json.loads(f.attrs["rng"]) if "rng" in f.attrs else None,
+                "adam_t": int(f.attrs.get("adam_t", 0)),
+                "params": _read_group(f, "params"),
+                "state": _read_group(f, "state"),
+                "adam": _read_group(f, "adam"),
+                "attrs": {k: f.attrs[k] for k in f.attrs},
+            }
+        except (KeyError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
+    if not ckpt["params"]:
+        raise CheckpointError(f"{path}: checkpoint holds no parameters")
+    return ckpt
+
+
+def check_names(path, expected, found, what):
+    """Refuse a checkpoint whose parameters do not match the model it claims to be."""
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise CheckpointError(f"{path}: {what} '{missing[0]}' is missing "
+                              f"(a checkpoint of another representation?)")
+    for k, shape in expected.items():
+        if found[k].shape != shape:
+            raise CheckpointError(f"{path}: {what} '{k}' has shape {found[k].shape}, expected {shape}")

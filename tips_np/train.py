@@ -1,0 +1,161 @@
+"""The training loop: epochs of adversarial steps, evaluation on the test split,
+a per-epoch CSV log and an atomic checkpoint that `--resume` continues from."""
+import csv
+import math
+import os
+import time
+
+import numpy as np
+
+from . import checkpoint, dataset
+from .backend import to_numpy, use_device
+from .cycle import train_step
+from .evaluate import evaluate_depths, predict_depths
+from .model import Generator, make_discriminator
+from .nn.adam import Adam
+
+DEFAULTS = dict(
+    parts=["torso", "legs"], combine=False, match_params=False, width=256, blocks=2,
+    activation="relu", dropout=0.0, epochs=40, batch_size=256, lr=2e-4, betas=[0.9, 0.999],
+    gan="bce", azimuth=180.0, seed=0, eval_every=1, data=None, device="cpu",
+)
+
+
+class Diverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def build(config):
+    gen = Generator(config["parts"], config["combine"], config["width"], config["blocks"],
+                    config["activation"], config["dropout"], config["match_params"])
+    return gen, make_discriminator(gen.width if config["parts"] == ["full"] else config["width"],
+                                   config["blocks"])
+
+
+def to_device(arrays, xp):
+    return {k: xp.asarray(v) for k, v in arrays.items()}
+
+
+def model_from_checkpoint(ckpt, xp=np):
+    """(generator, params, state) of a checkpoint, checked against its config."""
+    gen, disc = build(ckpt["config"])
+    params, state = gen.init(np.random.default_rng(0))
+    checkpoint.check_names(ckpt["path"], {k: v.shape for k, v in params.items()}, ckpt["params"], "parameter")
+    checkpoint.check_names(ckpt["path"], {k: v.shape for k, v in state.items()}, ckpt["state"], "statistic")
+    return gen, to_device({k: ckpt["params"][k] for k in params}, xp), to_device({k: ckpt["state"][k] for k in state}, xp)
+
+
+def mean_losses(history):
+    """Average the logged 0-d loss arrays of an epoch (one read-back to the host)."""
+    keys = history[0].keys()
+    return {k: float(np.mean([to_numpy(h[k]) for h in history])) for k in keys}
+
+
+def flatten_losses(losses):
+    out = {"D": losses["D"]}
+    for g, terms in losses.items():
+        if g != "D":
+            out.update({f"{g}/{t}": v for t, v in terms.items()})
+    return out
+
+
+def train(config, run_dir, resume=False, echo=print, progressbar=None):
+    """Train and return the final evaluation. `progressbar(length, label)` gives a
+    context manager with .update(n) (click's), or None for silence."""
+    config = {**DEFAULTS, **config}
+    xp = use_device(config["device"])
+    os.makedirs(run_dir, exist_ok=True)
+    ckpt_path, log_path = os.path.join(run_dir, "checkpoint.h5"), os.path.join(run_dir, "log.csv")
+    gen, disc = build(config)
+    rng = np.random.default_rng(config["seed"])
+    params, state = gen.init(rng)
+    p_disc, s_disc = disc.init(rng)
+    params.update(p_disc)
+    state.update(s_disc)
+    opt = Adam(config["lr"], config["betas"])
+    start_epoch = 0
+    if resume:
+        ckpt = checkpoint.load(ckpt_path)
+        config = {**ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
+        checkpoint.check_names(ckpt_path, {k: v.shape for k, v in params.items()}, ckpt["params"], "parameter")
+        params, state = dict(ckpt["params"]), dict(ckpt["state"])
+        opt.t, opt.state = ckpt["adam_t"], dict(ckpt["adam"])
+        rng.bit_generator.state = ckpt["rng_state"]
+        start_epoch = ckpt["epoch"]
+        echo(f"resuming {ckpt_path} after epoch {start_epoch}")
+    params, state, opt.state = to_device(params, xp), to_device(state, xp), to_device(opt.state, xp)
+
+    trainset = dataset.load(config["data"], "train")
+    testset = dataset.load(config["data"], "test")
+    train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
+    n_gen = gen.n_params()
+    echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
+         f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
+         f"{n_gen:,} parameters; discriminator {disc.n_params():,}; "
+         f"{len(trainset):,} training and {len(testset):,} test poses")
+    if resume is False and os.path.exists(log_path):
+        os.remove(log_path)
+
+    azimuth = math.radians(config["azimuth"])
+    result = None
+    for epoch in range(start_epoch + 1, config["epochs"] + 1):
+        t0 = time.time()
+        history = []
+        batches = list(trainset.batches(config["batch_size"], rng))
+        bar = progressbar(len(batches), f"epoch {epoch}/{config['epochs']}") if progressbar else None
+        with (bar or _NoBar()) as b:
+            for idx in batches:
+                history.append(flatten_losses(train_step(gen, disc, params, state, opt, train_2d[idx], rng,
+                                                         azimuth, config["gan"])))
+                b.update(1)
+        losses = mean_losses(history)
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); "
+                           f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})")
+        row = {"epoch": epoch, "seconds": round(time.time() - t0, 2), **{k: round(v, 6) for k, v in losses.items()}}
+        if epoch % config["eval_every"] == 0 or epoch == config["epochs"]:
+            result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset)
+            row.update({"p_mpjpe": round(result["P-MPJPE"]["Average"], 2),
+                        "n_mpjpe": round(result["N-MPJPE"]["Average"], 2),
+                        "p_mpjpe_mirrored": round(result["P-MPJPE mirrored"]["Average"], 2)})
+        _append_csv(log_path, row)
+        checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng)
+        echo(_describe(row))
+    return config, result
+
+
+def _describe(row):
+    gens = sorted({k.split("/")[0] for k in row if "/" in k})
+    text = f"epoch {row['epoch']:4d}  {row['seconds']:6.1f}s  D {row['D']:.3f}  " + "  ".join(
+        f"{g}: adv {row[f'{g}/adv']:.3f} 2D {row[f'{g}/l2d']:.4f} 90 {row[f'{g}/l90']:.4f}" for g in gens)
+    if "p_mpjpe" in row:
+        text += f"  | P-MPJPE {row['p_mpjpe']:.1f} mm (mirrored {row['p_mpjpe_mirrored']:.1f})"
+    return text
+
+
+def _append_csv(path, row):
+    """Append one epoch; the header is written with the first row. Epochs after
+    a resume replace the rows they repeat."""
+    rows = []
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
+    rows.append(row)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fields)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
