@@ -139,6 +139,70 @@ def train(parts, combine, out, resume, **options):
 
 
 @main.command()
+@click.argument("teacher", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder of the student.")
+@click.option("--width", default=None, type=click.IntRange(8, 8192),
+              help="Student width [default: the teachers' width].")
+@click.option("--blocks", default=None, type=click.IntRange(1, 6),
+              help="Student residual blocks [default: the teachers'].")
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=2))
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=1))
+@data_option
+@device_option
+@click.option("--resume", is_flag=True, help="Continue the student in --out from its checkpoint.")
+def distill(teacher, out, width, blocks, resume, **options):
+    """Distil trained generators into the single TIPS generator on the full 2D pose.
+
+    TEACHER is a run folder or checkpoint of `train` (runs/torso+legs, say); the
+    student matches its depths by mean squared error (TIPS eq. 7)."""
+    from .backend import DeviceError
+    from .checkpoint import CheckpointError, load
+    from .evaluate import format_table, save_results
+    from .h36m import DataError
+    from .train import Diverged
+    from .train import train as run_training
+    try:
+        t_config = load(teacher)["config"]
+        config = dict(parts=["full"], combine=False, match_params=False, teacher=teacher,
+                      width=width or t_config["width"], blocks=blocks or t_config["blocks"],
+                      activation=t_config["activation"], dropout=0.0,
+                      data=options.pop("data") or t_config.get("data"), **options)
+        config, result = run_training(config, out, resume, echo=click.echo, progressbar=progressbar)
+    except (DataError, CheckpointError, DeviceError, Diverged) as e:
+        fail(str(e))
+    save_results(out, result)
+    click.echo(f"\nTest split, mm ({os.path.join(out, 'evaluation.csv')}):")
+    click.echo(format_table({f"student {m}": result[m] for m in ("P-MPJPE", "N-MPJPE")}))
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="2D poses in pixels: .json, .csv or .npy (see README, 'Lifting your own poses').")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
+              help="3D poses: .json or .npy.")
+@device_option
+def lift(model, input_path, output_path, device):
+    """Lift 2D poses (17 joints, or 16 keypoints without the root, in pixels) to 3D
+    with a trained model: a run folder or checkpoint of train or distill."""
+    from .backend import DeviceError, use_device
+    from .checkpoint import CheckpointError, load
+    from .lifting import LiftError, lift_poses, read_poses, write_poses
+    from .train import model_from_checkpoint
+    try:
+        pose_px = read_poses(input_path)
+        gen, params, state = model_from_checkpoint(load(model), use_device(device))
+        pose_3d, pixels = lift_poses(gen, params, state, pose_px)
+        write_poses(output_path, pose_3d, pixels)
+    except (LiftError, CheckpointError, DeviceError) as e:
+        fail(str(e))
+    click.echo(f"lifted {len(pose_px)} pose(s) from {input_path} to {output_path}")
+
+
+@main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @data_option
 @device_option

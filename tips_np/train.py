@@ -1,5 +1,6 @@
-"""The training loop: epochs of adversarial steps, evaluation on the test split,
-a per-epoch CSV log and an atomic checkpoint that `--resume` continues from."""
+"""The training loop: epochs of adversarial steps (or, for a TIPS student, of
+distillation steps), evaluation on the test split, a per-epoch CSV log and an
+atomic checkpoint that `--resume` continues from."""
 import csv
 import math
 import os
@@ -10,6 +11,7 @@ import numpy as np
 from . import checkpoint, dataset
 from .backend import to_numpy, use_device
 from .cycle import train_step
+from .distill import distill_step
 from .evaluate import evaluate_depths, predict_depths
 from .model import Generator, make_discriminator
 from .nn.adam import Adam
@@ -17,7 +19,7 @@ from .nn.adam import Adam
 DEFAULTS = dict(
     parts=["torso", "legs"], combine=False, match_params=False, width=256, blocks=2,
     activation="relu", dropout=0.0, epochs=40, batch_size=256, lr=2e-4, betas=[0.9, 0.999],
-    gan="bce", azimuth=180.0, seed=0, eval_every=1, data=None, device="cpu",
+    gan="bce", azimuth=180.0, seed=0, eval_every=1, data=None, device="cpu", teacher=None,
 )
 
 
@@ -26,10 +28,12 @@ class Diverged(RuntimeError):
 
 
 def build(config):
+    """(generator, discriminator) of a config; a distilled student has no discriminator."""
     gen = Generator(config["parts"], config["combine"], config["width"], config["blocks"],
                     config["activation"], config["dropout"], config["match_params"])
-    return gen, make_discriminator(gen.width if config["parts"] == ["full"] else config["width"],
-                                   config["blocks"])
+    if config.get("teacher"):
+        return gen, None
+    return gen, make_discriminator(config["width"], config["blocks"])
 
 
 def to_device(arrays, xp):
@@ -52,10 +56,13 @@ def mean_losses(history):
 
 
 def flatten_losses(losses):
-    out = {"D": losses["D"]}
+    """{'D': l, 'torso': {'adv': l, ...}} -> {'D': l, 'torso/adv': l, ...}"""
+    out = {}
     for g, terms in losses.items():
-        if g != "D":
+        if isinstance(terms, dict):
             out.update({f"{g}/{t}": v for t, v in terms.items()})
+        else:
+            out[g] = terms
     return out
 
 
@@ -69,9 +76,10 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     gen, disc = build(config)
     rng = np.random.default_rng(config["seed"])
     params, state = gen.init(rng)
-    p_disc, s_disc = disc.init(rng)
-    params.update(p_disc)
-    state.update(s_disc)
+    if disc is not None:
+        p_disc, s_disc = disc.init(rng)
+        params.update(p_disc)
+        state.update(s_disc)
     opt = Adam(config["lr"], config["betas"])
     start_epoch = 0
     if resume:
@@ -88,15 +96,25 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     trainset = dataset.load(config["data"], "train")
     testset = dataset.load(config["data"], "test")
     train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
-    n_gen = gen.n_params()
+    azimuth = math.radians(config["azimuth"])
+    if config["teacher"]:
+        teacher, t_params, t_state = model_from_checkpoint(checkpoint.load(config["teacher"]), xp)
+        z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
+
+        def step(idx):
+            return distill_step(gen, params, state, opt, train_2d[idx], z_teacher[idx])
+        critic = f"distilled from {config['teacher']} ({teacher.n_params():,} parameters)"
+    else:
+        def step(idx):
+            return train_step(gen, disc, params, state, opt, train_2d[idx], rng, azimuth, config["gan"])
+        critic = f"discriminator {disc.n_params():,}"
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
          f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
-         f"{n_gen:,} parameters; discriminator {disc.n_params():,}; "
+         f"{gen.n_params():,} parameters; {critic}; "
          f"{len(trainset):,} training and {len(testset):,} test poses")
     if resume is False and os.path.exists(log_path):
         os.remove(log_path)
 
-    azimuth = math.radians(config["azimuth"])
     result = None
     for epoch in range(start_epoch + 1, config["epochs"] + 1):
         t0 = time.time()
@@ -105,8 +123,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         bar = progressbar(len(batches), f"epoch {epoch}/{config['epochs']}") if progressbar else None
         with (bar or _NoBar()) as b:
             for idx in batches:
-                history.append(flatten_losses(train_step(gen, disc, params, state, opt, train_2d[idx], rng,
-                                                         azimuth, config["gan"])))
+                history.append(flatten_losses(step(idx)))
                 b.update(1)
         losses = mean_losses(history)
         if not all(math.isfinite(v) for v in losses.values()):
@@ -125,9 +142,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
 
 
 def _describe(row):
-    gens = sorted({k.split("/")[0] for k in row if "/" in k})
-    text = f"epoch {row['epoch']:4d}  {row['seconds']:6.1f}s  D {row['D']:.3f}  " + "  ".join(
-        f"{g}: adv {row[f'{g}/adv']:.3f} 2D {row[f'{g}/l2d']:.4f} 90 {row[f'{g}/l90']:.4f}" for g in gens)
+    text = f"epoch {row['epoch']:4d}  {row['seconds']:6.1f}s  " + "  ".join(
+        f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds") and not k.endswith("/total"))
     if "p_mpjpe" in row:
         text += f"  | P-MPJPE {row['p_mpjpe']:.1f} mm (mirrored {row['p_mpjpe_mirrored']:.1f})"
     return text
