@@ -121,3 +121,23 @@ def test_evaluate_refuses_files_that_are_not_checkpoints(tmp_path, tiny_data):
     for path, message in ((junk, "not a readable HDF5 file"), (plain, "not a tips-np checkpoint")):
         r = CliRunner().invoke(main, ["evaluate", str(path)])
         assert r.exit_code == 1 and message in r.output, r.output
+
+
+def test_bench_runs_and_writes_json(tmp_path):
+    import json
+    out = tmp_path / "bench.json"
+    r = CliRunner().invoke(main, ["bench", "--width", "16", "--blocks", "1", "--batch", "64",
+                                  "--steps", "2", "--warmup", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    figures = json.loads(out.read_text())
+    assert figures["matmuls_per_step"] > 0 and 0 < figures["matmul_share"]
+    assert figures["step_s_median"] > 0 and figures["plain_matmul_gflops"] > 0
+    assert "poses/s" in r.output
+
+
+def test_bench_on_cuda_without_a_gpu_is_a_clear_error():
+    from tips_np.backend import gpu_status
+    if gpu_status()[0]:
+        pytest.skip("a GPU is present")
+    r = CliRunner().invoke(main, ["bench", "--device", "cuda", "--width", "16"])
+    assert r.exit_code == 1 and "--device cuda is not available" in r.output and "Traceback" not in r.output

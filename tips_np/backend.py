@@ -70,6 +70,12 @@ def synchronize():
         _cupy.cuda.Device().synchronize()
 
 
+def gpu_pool_bytes():
+    """Bytes held by CuPy's memory pool: its high-water mark, as the pool keeps
+    what it once allocated (0 on the CPU)."""
+    return 0 if _cupy is None else int(_cupy.get_default_memory_pool().total_bytes())
+
+
 class _LazyKernel:
     """A CuPy kernel compiled on its first call, so that importing a module that
     declares kernels needs no CuPy."""

@@ -240,5 +240,166 @@ def evaluate(runs, data, device):
     click.echo(format_table(rows))
 
 
+@main.group()
+def study():
+    """The papers' studies: stability across seeds, keypoint correlations."""
+
+
+def parse_parts_list(ctx, param, value):
+    return [parse_parts_option(ctx, param, v) for v in value]
+
+
+@study.command()
+@click.option("--parts", "representations", multiple=True, required=True, callback=parse_parts_list,
+              help="A representation to train (repeat: --parts full --parts torso,legs).")
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=2))
+@click.option("--epochs", default=40, show_default=True, type=click.IntRange(min=1))
+@click.option("--window", default=0.4, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Summarise the last fraction of training (the papers: epochs 400/500-800 of 800).")
+@click.option("--width", default=256, show_default=True, type=click.IntRange(8, 8192))
+@click.option("--blocks", default=2, show_default=True, type=click.IntRange(1, 6))
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=2))
+@click.option("--match-params", is_flag=True, help="As for train.")
+@click.option("--gan", type=click.Choice(["bce", "lsgan"]), default="bce", show_default=True)
+@click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=1))
+@data_option
+@device_option
+@click.option("--out", default="runs/stability", show_default=True, type=click.Path(file_okay=False))
+def stability(representations, seeds, epochs, window, out, **options):
+    """Train each representation with several seeds (same data and budget) and
+    summarise test P-MPJPE over epochs: the mean +- std curve, the last epoch,
+    the last --window of training, and the best epoch. Finished runs are reused,
+    unfinished ones resumed, so a long study can be interrupted."""
+    from .backend import DeviceError
+    from .checkpoint import CheckpointError, load
+    from .h36m import DataError
+    from .studies import plot_stability, plotting, read_curve, summarise_stability, write_stability_csv
+    from .train import Diverged
+    from .train import train as run_training
+    summaries = {}
+    try:
+        for parts in representations:
+            name = "+".join(parts)
+            curves = []
+            for seed in range(seeds):
+                run = os.path.join(out, name, f"seed{seed}")
+                done = os.path.exists(os.path.join(run, "checkpoint.h5")) and load(run)["epoch"] >= epochs
+                if done:
+                    click.echo(f"{name} seed {seed}: finished before, reused")
+                else:
+                    resume = os.path.exists(os.path.join(run, "checkpoint.h5"))
+                    click.echo(f"{name} seed {seed}: {'resuming' if resume else 'training'}")
+                    run_training(dict(parts=parts, seed=seed, epochs=epochs, **options), run, resume,
+                                 echo=lambda m: None, progressbar=progressbar)
+                curves.append(read_curve(os.path.join(run, "log.csv")))
+            summaries[name] = summarise_stability(curves, window)
+    except (DataError, CheckpointError, DeviceError, Diverged, ValueError) as e:
+        fail(str(e))
+    csv_path = os.path.join(out, "stability.csv")
+    write_stability_csv(csv_path, summaries)
+    click.echo(f"\nTest P-MPJPE (mm), mean +- std over {seeds} seeds:")
+    for name, s in summaries.items():
+        lo, hi = s["window_epochs"]
+        click.echo(f"  {name:28s} last {s['last'][0]:6.1f} +- {s['last'][1]:4.1f}   "
+                   f"epochs {lo}-{hi} {s['window'][0]:6.1f} +- {s['window'][1]:4.1f}   "
+                   f"best {s['best'][0]:6.1f} +- {s['best'][1]:4.1f}")
+    click.echo(f"written: {csv_path}")
+    if plotting() is None:
+        click.echo("no plot: matplotlib is not installed (pip install -e '.[plot]')")
+    else:
+        plot_stability(os.path.join(out, "stability.png"), summaries)
+        click.echo(f"written: {os.path.join(out, 'stability.png')}")
+
+
+@study.command()
+@click.argument("model", type=click.Path())
+@click.option("--pair", default="left_elbow,right_ankle", show_default=True,
+              help="Moved keypoint and depth whose curves are drawn (the paper's Fig. 2).")
+@click.option("--poses", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="Test poses to perturb (a seeded random subset; the paper uses all).")
+@data_option
+@device_option
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Folder for the CSV and plot [default: the model's run folder].")
+def correlations(model, pair, poses, data, device, out):
+    """Scale each 2D keypoint of the test poses, one at a time, from -95% to
+    +105% in 1% steps, and report how much every predicted depth moves: the 16x16
+    sensitivity matrix (representations paper, section 5)."""
+    import numpy as np
+
+    from .backend import DeviceError, use_device
+    from .checkpoint import CheckpointError, load
+    from .dataset import load as load_data
+    from .h36m import DataError
+    from .studies import plot_correlations, plotting, sensitivity, write_matrix_csv
+    from .train import model_from_checkpoint
+    names = skeleton.JOINTS[1:]
+    moved, depth = (p.strip() for p in (pair.split(",") + [""])[:2])
+    if moved not in names or depth not in names:
+        fail(f"--pair: expected two keypoints of {', '.join(names)}; got {pair!r}")
+    try:
+        ckpt = load(model)
+        gen, params, state = model_from_checkpoint(ckpt, use_device(device))
+        test = load_data(data or ckpt["config"].get("data"), "test")
+    except (DataError, CheckpointError, DeviceError) as e:
+        fail(str(e))
+    pick = np.sort(np.random.default_rng(0).permutation(len(test))[:poses])
+    with click.progressbar(length=16, label=f"perturbing {len(pick)} poses, keypoint by keypoint",
+                           file=sys.stderr) as bar:
+        matrix, curves = sensitivity(gen, params, state, test.pose_2d[pick], progress=bar.update)
+    out = out or (model if os.path.isdir(model) else os.path.dirname(model))
+    os.makedirs(out, exist_ok=True)
+    write_matrix_csv(os.path.join(out, "correlations.csv"), matrix)
+    click.echo(f"written: {os.path.join(out, 'correlations.csv')}")
+    i, j = names.index(moved), names.index(depth)
+    click.echo(f"moving the {moved} keypoint changes the depth of {depth} by {matrix[i, j]:.4f} "
+               f"and its own depth by {matrix[i, i]:.4f} on average (normalised units)")
+    if plotting() is None:
+        click.echo("no plot: matplotlib is not installed (pip install -e '.[plot]')")
+    else:
+        png = os.path.join(out, "correlations.png")
+        plot_correlations(png, matrix, curves, (moved, depth), f"{os.path.basename(os.path.normpath(out))}")
+        click.echo(f"written: {png}")
+
+
+@main.command()
+@device_option
+@click.option("--parts", default="torso,legs", show_default=True, callback=parse_parts_option)
+@click.option("--width", default=1024, show_default=True, type=click.IntRange(8, 8192))
+@click.option("--blocks", default=4, show_default=True, type=click.IntRange(1, 6))
+@click.option("--batch", default=1024, show_default=True, type=click.IntRange(min=2))
+@click.option("--steps", default=5, show_default=True, type=click.IntRange(min=1), help="Timed steps.")
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--out", default="bench.json", show_default=True, type=click.Path(dir_okay=False),
+              help="JSON file for the figures.")
+def bench(device, parts, width, blocks, batch, steps, warmup, out):
+    """Time whole adversarial training steps (both networks, all losses) and
+    report step time, poses/s, the share of time in matrix products, achieved
+    GFLOP/s against the device's plain matrix product, and peak memory."""
+    import json
+
+    from .backend import DeviceError
+    from .bench import bench as run_bench
+    try:
+        r = run_bench(device, parts, width, blocks, batch, steps, warmup, echo=click.echo)
+    except DeviceError as e:
+        fail(str(e))
+    tmp = f"{out}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(r, f, indent=2)
+    os.replace(tmp, out)
+    click.echo(f"{r['device']}  {'+'.join(r['parts'])}  width {width}  blocks {blocks}  batch {batch}\n"
+               f"step         {r['step_s_median'] * 1e3:9.1f} ms median "
+               f"({r['step_s_min'] * 1e3:.1f}-{r['step_s_max'] * 1e3:.1f})\n"
+               f"throughput   {r['poses_per_s']:9.0f} poses/s\n"
+               f"matmuls      {r['matmul_share'] * 100:9.1f} % of the step "
+               f"({r['matmuls_per_step']} products, {r['matmul_gflop_per_step']:.1f} GFLOP)\n"
+               f"achieved     {r['achieved_gflops']:9.1f} GFLOP/s over the whole step = "
+               f"{r['fraction_of_plain'] * 100:.1f} % of a plain matmul ({r['plain_matmul_gflops']:.1f} GFLOP/s)\n"
+               f"peak memory  {r['peak_rss_mb']:9.0f} MB RSS" +
+               (f", {r['gpu_pool_peak_mb']:.0f} MB GPU pool" if device == "cuda" else "") +
+               f"\nwritten to {out}")
+
+
 if __name__ == "__main__":
     main()

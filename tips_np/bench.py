@@ -1,0 +1,107 @@
+"""Timing whole adversarial training steps.
+
+The matrix products of one step are recorded (their shapes) and replayed alone;
+their time over the step's time is the share of the step spent in matrix
+products. Achieved GFLOP/s (the step's matmul FLOPs over the whole step time) is
+set against the same device's plain large matrix product.
+"""
+import resource
+import statistics
+import time
+
+import numpy as np
+
+from . import backend
+from .cycle import train_step
+from .model import Generator, make_discriminator
+from .nn import dense, linear, mlp
+from .nn.adam import Adam
+
+
+def _timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        backend.synchronize()
+        t = time.perf_counter()
+        fn()
+        backend.synchronize()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def plain_matmul_gflops(xp, n, repeats=5):
+    """GFLOP/s of one (n x n) @ (n x n) float32 product: the device's practical peak."""
+    a = xp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
+    b = a.T.copy()
+    _timed(lambda: a @ b, 2)
+    return 2 * n ** 3 / min(_timed(lambda: a @ b, repeats)) / 1e9
+
+
+def record_matmuls(step):
+    """Run step() once with Linear's forward and backward wrapped, and return the
+    (m, k, n) shapes of its matrix products."""
+    shapes = []
+
+    def fwd(x, W, b):
+        shapes.append((x.shape[0], x.shape[1], W.shape[1]))
+        return linear.linear_forward(x, W, b)
+
+    def bwd(dy, cache, need_param_grads=True):
+        x, W = cache
+        shapes.append((dy.shape[0], dy.shape[1], W.shape[0]))          # dx = dy W^T
+        if need_param_grads:
+            shapes.append((x.shape[1], x.shape[0], dy.shape[1]))       # dW = x^T dy
+        return linear.linear_backward(dy, cache, need_param_grads)
+
+    saved = [(m, m.linear_forward, m.linear_backward) for m in (dense, mlp)]
+    try:
+        for m, _, _ in saved:
+            m.linear_forward, m.linear_backward = fwd, bwd
+        step()
+    finally:
+        for m, f, b in saved:
+            m.linear_forward, m.linear_backward = f, b
+    return shapes
+
+
+def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
+          steps=5, warmup=2, seed=0, echo=print):
+    xp = backend.use_device(device)
+    rng = np.random.default_rng(seed)
+    gen, disc = Generator(list(parts), width=width, blocks=blocks), make_discriminator(width, blocks)
+    params, state = gen.init(rng)
+    p, s = disc.init(rng)
+    params, state = {**params, **p}, {**state, **s}
+    params = {k: xp.asarray(v) for k, v in params.items()}
+    state = {k: xp.asarray(v) for k, v in state.items()}
+    opt = Adam()
+    pose = rng.uniform(-1, 1, (batch, 17, 2)).astype(np.float32)
+    pose[:, 0] = 0
+    pose /= np.abs(pose).max(axis=(1, 2), keepdims=True)
+    pose = xp.asarray(pose)
+
+    def step():
+        train_step(gen, disc, params, state, opt, pose, rng)
+
+    echo(f"warming up ({warmup} steps)")
+    _timed(step, warmup)
+    echo(f"timing {steps} steps")
+    times = _timed(step, steps)
+    shapes = record_matmuls(step)
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+    operands = {sh: (xp.ones(sh[:2], np.float32), xp.ones(sh[1:], np.float32)) for sh in set(shapes)}
+    replay = [min(_timed(lambda a=a, b=b: a @ b, 3)) for a, b in (operands[sh] for sh in shapes)]
+    matmul_s = sum(replay)
+    del operands
+    step_s = statistics.median(times)
+    peak = plain_matmul_gflops(xp, 4096 if device == "cuda" else 2048)
+    achieved = flops / step_s / 1e9
+    return {
+        "device": device, "parts": list(parts), "width": width, "blocks": blocks, "batch": batch,
+        "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
+        "poses_per_s": batch / step_s, "matmuls_per_step": len(shapes), "matmul_gflop_per_step": flops / 1e9,
+        "matmul_s_replayed": matmul_s, "matmul_share": matmul_s / step_s,
+        "achieved_gflops": achieved, "plain_matmul_gflops": peak, "fraction_of_plain": achieved / peak,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "gpu_pool_peak_mb": backend.gpu_pool_bytes() / 2 ** 20,
+    }

@@ -1,0 +1,150 @@
+"""The papers' two studies beyond the accuracy tables.
+
+Stability (TIPS section 4.3, representations paper section 6): train each
+representation with several seeds and summarise test P-MPJPE over epochs.
+
+Correlations (representations paper section 5): scale one 2D keypoint of every
+test pose at a time, from -95% to +105% in 1% steps, and measure how every
+predicted depth moves. A model whose depth j ignores keypoint i has a zero in
+the sensitivity matrix at (i, j).
+"""
+import csv
+import os
+
+import numpy as np
+
+from .evaluate import predict_depths
+from .skeleton import JOINTS, KEYPOINTS
+
+FACTORS = np.round(np.arange(-0.95, 1.05 + 1e-9, 0.01), 2)  # the keypoint is scaled by 1 + f
+
+
+# ---------------------------------------------------------------- stability
+
+def read_curve(log_path):
+    """(epochs, P-MPJPE) of one run's log.csv (epochs without evaluation skipped)."""
+    with open(log_path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("p_mpjpe")]
+    return np.array([int(r["epoch"]) for r in rows]), np.array([float(r["p_mpjpe"]) for r in rows])
+
+
+def summarise_stability(curves, window=0.4):
+    """curves: one (epochs, errors) per seed, over the same epochs.
+
+    Returns the mean and std curve over seeds, the last epoch's mean +- std, the
+    mean +- std over the last `window` of training (all epochs and seeds pooled,
+    as the papers quote epochs 400-800 or 500-800 of 800), and the best epoch's
+    mean +- std (each seed's own minimum)."""
+    epochs = curves[0][0]
+    for e, _ in curves:
+        if not np.array_equal(e, epochs):
+            raise ValueError("the runs were evaluated at different epochs")
+    errors = np.stack([c for _, c in curves])                  # (seeds, epochs)
+    late = epochs > epochs[-1] * (1 - window)
+    return {
+        "epochs": epochs, "mean": errors.mean(0), "std": errors.std(0),
+        "last": (float(errors[:, -1].mean()), float(errors[:, -1].std())),
+        "window": (float(errors[:, late].mean()), float(errors[:, late].std())),
+        "window_epochs": (int(epochs[late][0]), int(epochs[-1])),
+        "best": (float(errors.min(1).mean()), float(errors.min(1).std())),
+        "seeds": len(curves),
+    }
+
+
+def write_stability_csv(path, summaries):
+    """summaries: {representation: summarise_stability(...)} -> curves and figures."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["representation", "epoch", "mean_p_mpjpe", "std_p_mpjpe"])
+        for name, s in summaries.items():
+            for e, m, sd in zip(s["epochs"], s["mean"], s["std"]):
+                w.writerow([name, int(e), f"{m:.2f}", f"{sd:.2f}"])
+        w.writerow([])
+        w.writerow(["representation", "seeds", "last_mean", "last_std", "window", "window_mean",
+                    "window_std", "best_mean", "best_std"])
+        for name, s in summaries.items():
+            w.writerow([name, s["seeds"], *(f"{v:.2f}" for v in s["last"]),
+                        "{}-{}".format(*s["window_epochs"]), *(f"{v:.2f}" for v in s["window"]),
+                        *(f"{v:.2f}" for v in s["best"])])
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------- correlations
+
+def sensitivity(gen, params, state, pose_2d, factors=FACTORS, batch_size=8192, progress=None):
+    """Scale each keypoint i of every pose by (1 + f) for each f in factors and
+    measure |z_hat_j(scaled) - z_hat_j(original)|.
+
+    Returns (matrix (16, 16): mean over poses and factors, row i = moved keypoint,
+    column j = depth; curves (16, F, 16): mean change per factor)."""
+    base = predict_depths(gen, params, state, pose_2d, batch_size)[:, 1:]
+    curves = np.zeros((len(KEYPOINTS), len(factors), len(KEYPOINTS)))
+    for i, joint in enumerate(KEYPOINTS):
+        for fi, f in enumerate(factors):
+            moved = pose_2d.copy()
+            moved[:, joint] *= 1 + f
+            z = predict_depths(gen, params, state, moved, batch_size)[:, 1:]
+            curves[i, fi] = np.abs(z - base).mean(axis=0)
+        if progress:
+            progress(1)
+    return curves.mean(axis=1), curves
+
+
+def write_matrix_csv(path, matrix):
+    names = JOINTS[1:]
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["moved keypoint \\ depth of"] + names)
+        for name, row in zip(names, matrix):
+            w.writerow([name] + [f"{v:.6f}" for v in row])
+    os.replace(tmp, path)
+
+
+def plotting():
+    """matplotlib.pyplot, or None when the `plot` extra is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        return None
+
+
+def plot_stability(path, summaries):
+    plt = plotting()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, s in summaries.items():
+        ax.plot(s["epochs"], s["mean"], label=f"{name} ({s['seeds']} seeds)")
+        ax.fill_between(s["epochs"], s["mean"] - s["std"], s["mean"] + s["std"], alpha=0.25)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test P-MPJPE (mm)")
+    ax.set_title("Stability across seeds: mean and standard deviation")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_correlations(path, matrix, curves, pair, title):
+    plt = plotting()
+    names = JOINTS[1:]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 6))
+    im = ax.imshow(matrix, cmap="viridis")
+    ax.set_xticks(range(16), names, rotation=90)
+    ax.set_yticks(range(16), names)
+    ax.set_xlabel("predicted depth of")
+    ax.set_ylabel("moved 2D keypoint")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="mean |change of depth|")
+    i, j = (names.index(p) for p in pair)
+    bx.plot(FACTORS * 100, curves[i, :, j], label=f"depth of {pair[1]}")
+    bx.plot(FACTORS * 100, curves[i, :, i], label=f"depth of {pair[0]}")
+    bx.set_xlabel(f"change of the {pair[0]} 2D keypoint (%)")
+    bx.set_ylabel("mean |change of predicted depth|")
+    bx.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
