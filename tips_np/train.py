@@ -143,7 +143,9 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
 
 def _describe(row):
     text = f"epoch {row['epoch']:4d}  {row['seconds']:6.1f}s  " + "  ".join(
-        f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds") and not k.endswith("/total"))
+        f"{k} {v:.4f}" for k, v in row.items()
+        if k not in ("epoch", "seconds") and not k.endswith("/total") and not k.endswith("mpjpe")
+        and not k.startswith("p_mpjpe"))
     if "p_mpjpe" in row:
         text += f"  | P-MPJPE {row['p_mpjpe']:.1f} mm (mirrored {row['p_mpjpe_mirrored']:.1f})"
     return text
