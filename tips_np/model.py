@@ -21,6 +21,16 @@ from .skeleton import KEYPOINTS, PARTS
 OUT_SCALE = 0.01
 
 
+def init_networks(nets, rng, dtype=np.float32):
+    """The (params, state) dicts of several networks, initialised in order."""
+    params, state = {}, {}
+    for net in nets:
+        p, s = net.init(rng, dtype)
+        params.update(p)
+        state.update(s)
+    return params, state
+
+
 class SplitCombine:
     """Split-and-recombine lifter: one encoder per part (its keypoints -> features,
     blocks_enc residual blocks), then a combining MLP (all features -> 16 depths)."""
@@ -39,12 +49,7 @@ class SplitCombine:
         return sum(net.n_params() for net in self.encoders + [self.combiner])
 
     def init(self, rng, dtype=np.float32):
-        params, state = {}, {}
-        for net in self.encoders + [self.combiner]:
-            p, s = net.init(rng, dtype)
-            params.update(p)
-            state.update(s)
-        return params, state
+        return init_networks(self.encoders + [self.combiner], rng, dtype)
 
     def forward(self, params, x, train=True, state=None, rng=None):
         xp = get_array_module(x)
@@ -108,12 +113,7 @@ class Generator:
         return count_params(g[2] for g in self.groups)
 
     def init(self, rng, dtype=np.float32):
-        params, state = {}, {}
-        for _, _, net in self.groups:
-            p, s = net.init(rng, dtype)
-            params.update(p)
-            state.update(s)
-        return params, state
+        return init_networks([net for _, _, net in self.groups], rng, dtype)
 
     def lift(self, params, pose_2d, train=True, state=None, rng=None):
         """Eq. 1: pose_2d (N, 17, 2) -> z_hat (N, 17) (root depth 0), caches per group."""

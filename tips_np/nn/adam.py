@@ -38,10 +38,15 @@ def adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, eps):
         adam_update_kernel(g, t(b1), t(b2), t(step_size), t(bias2_sqrt), t(eps), p, m, v)
         return
     m *= b1
-    m += (1 - b1) * g
+    m += (1 - b1) * g                     # m = b1 m + (1 - b1) g
     v *= b2
-    v += (1 - b2) * (g * g)
-    p -= step_size * m / (np.sqrt(v) / bias2_sqrt + eps)
+    v += (1 - b2) * np.square(g)          # v = b2 v + (1 - b2) g^2
+    denom = np.sqrt(v)
+    denom *= 1 / bias2_sqrt
+    denom += eps                          # sqrt(v) / sqrt(1 - b2^t) + eps
+    np.divide(m, denom, out=denom)
+    denom *= step_size
+    p -= denom                            # p -= lr / (1 - b1^t) * m / denom
 
 
 adam_update_kernel = elementwise(

@@ -31,20 +31,23 @@ def batchnorm_forward(x, gamma, beta, state=None, train=True):
     updated in place. train=False: normalise with state's running statistics.
     """
     xp = get_array_module(x)
-    if train:
-        mean = x.mean(axis=0)
-        var = x.var(axis=0)
-        if state is not None:
-            n = x.shape[0]
-            update_running_statistics(state, mean, var * (n / max(n - 1, 1)))
-    else:
-        mean, var = state["running_mean"], state["running_var"]
-    inv_std = 1 / xp.sqrt(var + EPS)
+    n = x.shape[0]
     if on_gpu(x):
+        mean = x.mean(axis=0) if train else state["running_mean"]
+        var = x.var(axis=0) if train else state["running_var"]
+        inv_std = 1 / xp.sqrt(var + EPS)
         y, x_hat = batchnorm_forward_kernel(x, mean, inv_std, gamma, beta)
     else:
-        x_hat = (x - mean) * inv_std
-        y = gamma * x_hat + beta
+        # the same maths in as few passes over the (N, D) array as NumPy allows
+        mean = x.mean(axis=0) if train else state["running_mean"]
+        x_hat = x - mean
+        var = np.einsum("ij,ij->j", x_hat, x_hat) / n if train else state["running_var"]
+        inv_std = 1 / np.sqrt(var + EPS)
+        x_hat *= inv_std                 # x_hat = (x - mean) / sqrt(var + eps)
+        y = x_hat * gamma
+        y += beta                        # y = gamma x_hat + beta
+    if train and state is not None:
+        update_running_statistics(state, mean, var * (n / max(n - 1, 1)))
     return y, (x_hat, gamma, inv_std, train)
 
 
@@ -69,15 +72,19 @@ def batchnorm_backward(dy, cache, need_param_grads=True):
     With running statistics they are constants: dx = gamma * inv_std * dy.
     """
     x_hat, gamma, inv_std, train = cache
-    dbeta = dy.sum(axis=0)
-    dgamma = (dy * x_hat).sum(axis=0)
+    xp = get_array_module(dy)
     n = dy.shape[0]
+    dbeta = dy.sum(axis=0)
+    dgamma = xp.einsum("ij,ij->j", dy, x_hat)   # sum over the batch of dy * x_hat
     if not train:
         dx = dy * (gamma * inv_std)
     elif on_gpu(dy):
         dx = batchnorm_backward_kernel(dy, x_hat, gamma * inv_std, dbeta / n, dgamma / n)
     else:
-        dx = (gamma * inv_std) * (dy - dbeta / n - x_hat * (dgamma / n))
+        dx = x_hat * (-dgamma / n)       # dx = gamma inv_std (dy - mean(dy) - x_hat mean(dy x_hat))
+        dx -= dbeta / n
+        dx += dy
+        dx *= gamma * inv_std
     return dx, ({"gamma": dgamma, "beta": dbeta} if need_param_grads else None)
 
 
