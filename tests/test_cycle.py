@@ -26,20 +26,21 @@ def tiny_setup(rng, parts, combine=False, n=6):
     return gen, disc, params, pose, R
 
 
-@pytest.mark.parametrize("parts,combine,gan", [
-    (["torso", "legs"], False, "bce"),
-    (["full"], False, "lsgan"),
-    (["torso", "legs"], True, "bce"),
-    (["larm", "rarm", "spine", "lleg", "rleg"], False, "lsgan"),
+@pytest.mark.parametrize("parts,combine,gan,perspective", [
+    (["torso", "legs"], False, "bce", None),
+    (["full"], False, "lsgan", None),
+    (["torso", "legs"], True, "bce", None),
+    (["larm", "rarm", "spine", "lleg", "rleg"], False, "lsgan", None),
+    (["torso", "legs"], False, "bce", 4.0),
 ])
-def test_each_group_gets_the_gradient_of_its_own_objective(rng, parts, combine, gan):
+def test_each_group_gets_the_gradient_of_its_own_objective(rng, parts, combine, gan, perspective):
     gen, disc, params, pose, R = tiny_setup(rng, parts, combine)
     grads = {}
-    cycle.generator_step(gen, disc, params, pose, R, grads, gan)
+    cycle.generator_step(gen, disc, params, pose, R, grads, gan, None, perspective)
     assert not any(k.startswith("D/") for k in grads), "the generator step must not touch D"
     for name, _, _ in gen.groups:
         def objective():
-            return cycle.generator_step(gen, disc, params, pose, R, {}, gan)[0][name]["total"]
+            return cycle.generator_step(gen, disc, params, pose, R, {}, gan, None, perspective)[0][name]["total"]
         mine = [k for k in params if k.startswith(f"G/{name}/") or (combine and k.startswith("G/"))]
         assert mine and set(mine) <= set(grads)
         for k in mine:

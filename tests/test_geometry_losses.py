@@ -104,3 +104,24 @@ def test_distillation_loss(rng):
     loss, g = losses.distillation_loss(s, t)
     assert np.isclose(loss, np.mean((s - t) ** 2))
     assert relative_error(g, numerical_gradient(lambda: losses.distillation_loss(s, t)[0], s)) < TOL
+
+
+@pytest.mark.parametrize("depth", [None, 5.5])
+def test_view_projection_round_trip_and_gradients(rng, depth):
+    pose = rng.uniform(-1, 1, (4, 17, 3))
+    uv, cache = geometry.project_view(pose, depth)
+    np.testing.assert_allclose(geometry.unproject_view(uv, pose[..., 2], depth), pose, atol=1e-12)
+    d2 = rng.standard_normal(uv.shape)
+    num = numerical_gradient(lambda: np.sum(d2 * geometry.project_view(pose, depth)[0]), pose)
+    assert relative_error(geometry.project_view_backward(d2, cache, depth), num) < TOL
+    z = pose[..., 2].copy()
+    d3 = rng.standard_normal(pose.shape)
+    d_uv, d_z = geometry.unproject_view_backward(d3, uv, z, depth)
+    f = lambda: np.sum(d3 * geometry.unproject_view(uv, z, depth))
+    assert relative_error(d_uv, numerical_gradient(f, uv)) < TOL
+    assert relative_error(d_z, numerical_gradient(f, z)) < TOL
+
+
+def test_perspective_makes_near_joints_larger():
+    near, far = np.array([[[0.5, 0.5, -1.0]]]), np.array([[[0.5, 0.5, 1.0]]])
+    assert geometry.project_view(near, 5.0)[0][0, 0, 0] > 0.5 > geometry.project_view(far, 5.0)[0][0, 0, 0]

@@ -106,6 +106,9 @@ def device_option(f):
               help="Adversarial loss: bce (TIPS eq. 6) or lsgan (representations paper eq. 6).")
 @click.option("--azimuth", default=180.0, show_default=True, type=click.FloatRange(0, 180),
               help="Random azimuths are drawn in [-a, a] degrees (TIPS 180; representations paper 160).")
+@click.option("--perspective", default=None, type=click.FloatRange(min=1, min_open=True),
+              help="Project the synthetic views in perspective from a camera this many normalised "
+                   "units in front of the root (Human3.6M: about 5.5) [default: orthographic, as the papers].")
 @click.option("--activation", type=click.Choice(["relu", "leaky_relu"]), default="relu", show_default=True,
               help="Hidden activation of the generators (the discriminator uses leaky_relu).")
 @click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))

@@ -18,7 +18,8 @@ import numpy as np
 
 from .backend import get_array_module
 from .geometry import (compose, max_normalise, max_normalise_backward, project, project_backward,
-                       rotate, rotate_backward, rotation_matrices)
+                       project_view, project_view_backward, rotate, rotate_backward, rotation_matrices,
+                       unproject_view, unproject_view_backward)
 from .losses import (discriminator_loss, generator_adversarial_loss, ninety_degree_loss,
                      reprojection_loss)
 
@@ -56,17 +57,18 @@ def draw_view(rng, n, azimuth_range):
     return rng.uniform(-azimuth_range, azimuth_range, n), rng.uniform(-ELEVATION, ELEVATION, n)
 
 
-def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None):
+def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None, perspective=None):
     """Losses of every group and, into `grads`, each group's gradient of its own L_p.
 
-    pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) random views.
+    pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) random views;
+    perspective: None for the orthographic view, else the camera's distance.
     Returns (losses, disc_out) where losses[group] = {adv, l2d, l90, total} and
     disc_out = (D([Y; Y~]) logits, D's cache) for the discriminator's update.
     """
     n = len(pose_2d)
     # Y -> z_hat -> (x, y, z_hat) -> Y~ = P R (x, y, z_hat), normalised again
     z_hat, c_lift = gen.lift(params, pose_2d, True, state)
-    y_raw = project(rotate(compose(pose_2d, z_hat), R))
+    y_raw, c_view = project_view(rotate(compose(pose_2d, z_hat), R), perspective)
     y_tilde, scale, c_norm = max_normalise(y_raw)
     # the adversarial loss on the whole reprojected pose, TIPS eq. 6; D sees [Y; Y~]
     xp = get_array_module(pose_2d)
@@ -74,11 +76,12 @@ def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None):
     loss_adv, d_fake = generator_adversarial_loss(logits[n:], gan)
     d_logits = xp.concatenate([xp.zeros_like(d_fake), d_fake])
     d_y_tilde_adv = unflat(disc.backward(d_logits, c_disc, params, None)[n:])
-    # Y~ -> G(Y~) -> undo the normalisation -> R^-1 -> P: should give Y back (eq. 2)
+    # Y~ -> G(Y~) -> undo the normalisation and the view's projection -> R^-1 -> P:
+    # should give Y back (eq. 2)
     z_tilde, c_lift2 = gen.lift(params, y_tilde)
-    back_3d = compose(y_tilde, z_tilde) * scale[:, None, None]
+    z_raw = z_tilde * scale[:, None]
     R_inv = R.transpose(0, 2, 1)
-    pose_2d_back = project(rotate(back_3d, R_inv))
+    pose_2d_back = project(rotate(unproject_view(y_raw, z_raw, perspective), R_inv))
 
     losses = {}
     for g, (name, joints, net) in enumerate(gen.groups):
@@ -93,17 +96,19 @@ def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None):
                         "total": w_adv * loss_adv + W_2D * l2d + W_90 * l90}
 
         # ---- backward of L_p into this group's parameters ----
-        # L2D through P, R^-1 and the undone normalisation back_3d = scale (Y~, z~)
-        d_back_3d = rotate_backward(project_backward(W_2D * d_back), R_inv)
-        d_scale = (d_back_3d * (back_3d / scale[:, None, None])).sum(axis=(1, 2))
-        d_y_tilde = d_back_3d[..., :2] * scale[:, None, None]
-        d_z_tilde = d_back_3d[..., 2] * scale[:, None]
+        # L2D through P, R^-1, the view's unprojection and the undone normalisation
+        # (y_raw = scale Y~ and z_raw = scale z~, so the scale gets a gradient too)
+        d_view_3d = rotate_backward(project_backward(W_2D * d_back), R_inv)
+        d_y_raw, d_z_raw = unproject_view_backward(d_view_3d, y_raw, z_raw, perspective)
+        d_scale = (d_y_raw * y_tilde).sum(axis=(1, 2)) + (d_z_raw * z_tilde).sum(axis=1)
+        d_y_tilde = d_y_raw * scale[:, None, None]
+        d_z_tilde = d_z_raw * scale[:, None]
         d_in = net.backward(d_z_tilde[:, joints], c_lift2[g], params, grads)   # G(Y~)
         d_y_tilde[:, joints] += d_in.reshape(n, k, 2)
         d_y_tilde += w_adv * d_y_tilde_adv                                      # shared L_adv
         # Y~ = normalise(P R (x, y, z_hat)) back to z_hat
         d_raw = max_normalise_backward(d_y_tilde, d_scale, c_norm)
-        d_z = rotate_backward(project_backward(d_raw), R)[..., 2][:, joints]
+        d_z = rotate_backward(project_view_backward(d_raw, c_view, perspective), R)[..., 2][:, joints]
         # L90: the three extra calls, and z_hat as their input
         d_cw = net.backward(W_90 * d90["z_cw"], calls[0][1], params, grads).reshape(n, k, 2)
         d_ccw = net.backward(W_90 * d90["z_ccw"], calls[1][1], params, grads).reshape(n, k, 2)
@@ -126,7 +131,8 @@ def discriminator_step(disc, params, disc_out, flip, grads, gan="bce"):
     return loss
 
 
-def train_step(gen, disc, params, state, opt, pose_2d, rng, azimuth_range=np.pi, gan="bce"):
+def train_step(gen, disc, params, state, opt, pose_2d, rng, azimuth_range=np.pi, gan="bce",
+               perspective=None):
     """Draw a view and label flips, compute every gradient, take one Adam step."""
     xp = get_array_module(pose_2d)
     n = len(pose_2d)
@@ -134,7 +140,7 @@ def train_step(gen, disc, params, state, opt, pose_2d, rng, azimuth_range=np.pi,
     flip = xp.asarray(rng.random(n) < LABEL_FLIP)
     R = rotation_matrices(xp.asarray(azimuth), xp.asarray(elevation), pose_2d.dtype)
     grads = {}
-    losses, disc_out = generator_step(gen, disc, params, pose_2d, R, grads, gan, state)
+    losses, disc_out = generator_step(gen, disc, params, pose_2d, R, grads, gan, state, perspective)
     losses["D"] = discriminator_step(disc, params, disc_out, flip, grads, gan)
     opt.step(params, grads)
     return losses

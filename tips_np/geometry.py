@@ -6,7 +6,9 @@ the vertical axis is y. A random view is
     R = R_x(elevation) R_y(azimuth),
     R_y(a) = [[cos a, 0, -sin a], [0, 1, 0], [sin a, 0, cos a]]   (TIPS eq. 11),
 and P projects orthographically, P(x, y, z) = (x, y), as the 90-degree
-derivation assumes. Angles are drawn by the training loop and passed in.
+derivation assumes; or, as an option, in perspective from a camera `depth` units
+in front of the root, P(x, y, z) = (x, y) d / (d + z). Angles are drawn by the
+training loop and passed in.
 """
 from .backend import get_array_module
 
@@ -46,6 +48,43 @@ def project(pose_3d):
 def project_backward(d_pose_2d):
     xp = get_array_module(d_pose_2d)
     return xp.concatenate([d_pose_2d, xp.zeros_like(d_pose_2d[..., :1])], axis=-1)
+
+
+def project_view(pose_3d, depth=None):
+    """P for the synthetic view: orthographic (depth None) or perspective.
+    Returns (pose_2d, cache)."""
+    if depth is None:
+        return project(pose_3d), None
+    f = depth / (depth + pose_3d[..., 2:])       # each joint's magnification
+    return pose_3d[..., :2] * f, (pose_3d, f)
+
+
+def project_view_backward(d_pose_2d, cache, depth=None):
+    if depth is None:
+        return project_backward(d_pose_2d)
+    xp = get_array_module(d_pose_2d)
+    pose_3d, f = cache
+    d_xy = d_pose_2d * f
+    # df/dz = -d / (d + z)^2 = -f^2 / d
+    d_z = -(d_pose_2d * pose_3d[..., :2]).sum(axis=-1, keepdims=True) * (f * f / depth)
+    return xp.concatenate([d_xy, d_z], axis=-1)
+
+
+def unproject_view(pose_2d, z, depth=None):
+    """The inverse of project_view given each joint's depth z: the 3D pose
+    (x, y, z) with (x, y) = (u, v) (d + z) / d, or (u, v) when orthographic."""
+    if depth is None:
+        return compose(pose_2d, z)
+    return compose(pose_2d * ((depth + z[..., None]) / depth), z)
+
+
+def unproject_view_backward(d_pose_3d, pose_2d, z, depth=None):
+    """Gradients (d pose_2d, d z) of unproject_view."""
+    if depth is None:
+        return d_pose_3d[..., :2], d_pose_3d[..., 2]
+    d_uv = d_pose_3d[..., :2] * ((depth + z[..., None]) / depth)
+    d_z = d_pose_3d[..., 2] + (d_pose_3d[..., :2] * pose_2d).sum(axis=-1) / depth
+    return d_uv, d_z
 
 
 def max_normalise(pose_2d):

@@ -19,7 +19,7 @@ from .nn.adam import Adam
 DEFAULTS = dict(
     parts=["torso", "legs"], combine=False, match_params=False, width=256, blocks=2,
     activation="relu", dropout=0.0, epochs=40, batch_size=256, lr=2e-4, betas=[0.9, 0.999],
-    gan="bce", azimuth=180.0, seed=0, eval_every=1, data=None, device="cpu", teacher=None,
+    gan="bce", azimuth=180.0, perspective=None, seed=0, eval_every=1, data=None, device="cpu", teacher=None,
 )
 
 
@@ -84,7 +84,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     start_epoch = 0
     if resume:
         ckpt = checkpoint.load(ckpt_path)
-        config = {**ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
+        config = {**DEFAULTS, **ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
         checkpoint.check_names(ckpt_path, {k: v.shape for k, v in params.items()}, ckpt["params"], "parameter")
         params, state = dict(ckpt["params"]), dict(ckpt["state"])
         opt.t, opt.state = ckpt["adam_t"], dict(ckpt["adam"])
@@ -106,7 +106,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         critic = f"distilled from {config['teacher']} ({teacher.n_params():,} parameters)"
     else:
         def step(idx):
-            return train_step(gen, disc, params, state, opt, train_2d[idx], rng, azimuth, config["gan"])
+            return train_step(gen, disc, params, state, opt, train_2d[idx], rng, azimuth, config["gan"],
+                              config["perspective"])
         critic = f"discriminator {disc.n_params():,}"
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
          f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
