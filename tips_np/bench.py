@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from . import backend
-from .cycle import train_step
+from .cycle import draw_randomness, train_step
 from .model import Generator, make_discriminator
 from .nn import dense, linear, mlp
 from .nn.adam import Adam
@@ -79,9 +79,10 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     pose[:, 0] = 0
     pose /= np.abs(pose).max(axis=(1, 2), keepdims=True)
     pose = xp.asarray(pose)
+    views = [xp.asarray(r) for r in draw_randomness(rng, batch, np.pi)]
 
     def step():
-        train_step(gen, disc, params, state, opt, pose, rng)
+        train_step(gen, disc, params, state, opt, pose, *views)
 
     echo(f"warming up ({warmup} steps)")
     _timed(step, warmup)

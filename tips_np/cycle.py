@@ -52,9 +52,13 @@ def unflat(d_flat):
     return d
 
 
-def draw_view(rng, n, azimuth_range):
-    """Random azimuth in [-a, a] and elevation in [-pi/18, pi/18] (host RNG)."""
-    return rng.uniform(-azimuth_range, azimuth_range, n), rng.uniform(-ELEVATION, ELEVATION, n)
+def draw_randomness(rng, shape, azimuth_range):
+    """A step's (or a whole epoch's, shape (steps, N)) random views and label
+    flips, drawn on the host: azimuth uniform in [-a, a], elevation uniform in
+    [-pi/18, pi/18], and True where the discriminator's label is flipped (10%)."""
+    azimuth = rng.uniform(-azimuth_range, azimuth_range, shape).astype(np.float32)
+    elevation = rng.uniform(-ELEVATION, ELEVATION, shape).astype(np.float32)
+    return azimuth, elevation, rng.random(shape) < LABEL_FLIP
 
 
 def generator_step(gen, disc, params, pose_2d, R, grads, gan="bce", state=None, perspective=None):
@@ -131,14 +135,12 @@ def discriminator_step(disc, params, disc_out, flip, grads, gan="bce"):
     return loss
 
 
-def train_step(gen, disc, params, state, opt, pose_2d, rng, azimuth_range=np.pi, gan="bce",
+def train_step(gen, disc, params, state, opt, pose_2d, azimuth, elevation, flip, gan="bce",
                perspective=None):
-    """Draw a view and label flips, compute every gradient, take one Adam step."""
-    xp = get_array_module(pose_2d)
-    n = len(pose_2d)
-    azimuth, elevation = draw_view(rng, n, azimuth_range)
-    flip = xp.asarray(rng.random(n) < LABEL_FLIP)
-    R = rotation_matrices(xp.asarray(azimuth), xp.asarray(elevation), pose_2d.dtype)
+    """One step of both networks: every gradient, then one Adam update. The
+    random views and label flips (N,) are drawn by the caller (draw_randomness)
+    and live where pose_2d lives, so a GPU step copies nothing from the host."""
+    R = rotation_matrices(azimuth, elevation, pose_2d.dtype)
     grads = {}
     losses, disc_out = generator_step(gen, disc, params, pose_2d, R, grads, gan, state, perspective)
     losses["D"] = discriminator_step(disc, params, disc_out, flip, grads, gan)

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import checkpoint, dataset
 from .backend import to_numpy, use_device
-from .cycle import train_step
+from .cycle import draw_randomness, train_step
 from .distill import distill_step
 from .evaluate import evaluate_depths, predict_depths
 from .model import Generator, make_discriminator
@@ -101,13 +101,13 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         teacher, t_params, t_state = model_from_checkpoint(checkpoint.load(config["teacher"]), xp)
         z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
 
-        def step(idx):
+        def step(idx, azimuth, elevation, flip):
             return distill_step(gen, params, state, opt, train_2d[idx], z_teacher[idx])
         critic = f"distilled from {config['teacher']} ({teacher.n_params():,} parameters)"
     else:
-        def step(idx):
-            return train_step(gen, disc, params, state, opt, train_2d[idx], rng, azimuth, config["gan"],
-                              config["perspective"])
+        def step(idx, azimuth, elevation, flip):
+            return train_step(gen, disc, params, state, opt, train_2d[idx], azimuth, elevation, flip,
+                              config["gan"], config["perspective"])
         critic = f"discriminator {disc.n_params():,}"
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
          f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
@@ -120,11 +120,14 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     for epoch in range(start_epoch + 1, config["epochs"] + 1):
         t0 = time.time()
         history = []
-        batches = list(trainset.batches(config["batch_size"], rng))
+        # the epoch's batches, views and label flips, moved to the device at once
+        batches = np.stack(list(trainset.batches(config["batch_size"], rng)))
+        randomness = draw_randomness(rng, batches.shape, azimuth)
+        batches, randomness = xp.asarray(batches), [xp.asarray(r) for r in randomness]
         bar = progressbar(len(batches), f"epoch {epoch}/{config['epochs']}") if progressbar else None
         with (bar or _NoBar()) as b:
-            for idx in batches:
-                history.append(flatten_losses(step(idx)))
+            for i in range(len(batches)):
+                history.append(flatten_losses(step(batches[i], *(r[i] for r in randomness))))
                 b.update(1)
         losses = mean_losses(history)
         if not all(math.isfinite(v) for v in losses.values()):
