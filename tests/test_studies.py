@@ -115,5 +115,9 @@ def test_cli_correlations(tmp_path, tiny_data):
     m = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
     torso, legs = [j - 1 for j in PARTS["torso"]], [j - 1 for j in PARTS["legs"]]
     assert np.all(m[np.ix_(torso, legs)] == 0)
+    with open(os.path.join(run, "correlations_pair.csv")) as f:
+        pair = list(csv.reader(f))
+    assert len(pair) == 202 and pair[1][0] == "-95" and pair[-1][0] == "105"
+    assert all(float(row[1]) == 0 for row in pair[1:])  # left elbow (torso) never moves a leg's depth
     r = CliRunner().invoke(main, ["study", "correlations", run, "--pair", "elbow,knee"])
     assert r.exit_code == 1 and "--pair" in r.output

@@ -62,7 +62,9 @@ def prepare_data(root, out, every, subjects, distortion):
 
 
 def progressbar(length, label):
-    return click.progressbar(length=length, label=label, file=sys.stderr)
+    """click's bar; the text after it shows the running losses."""
+    return click.progressbar(length=length, label=label, file=sys.stderr,
+                             item_show_func=lambda text: text)
 
 
 def parse_parts_option(ctx, param, value):
@@ -334,7 +336,7 @@ def correlations(model, pair, poses, data, device, out):
     from .checkpoint import CheckpointError, load
     from .dataset import load as load_data
     from .h36m import DataError
-    from .studies import plot_correlations, plotting, sensitivity, write_matrix_csv
+    from .studies import plot_correlations, plotting, sensitivity, write_matrix_csv, write_pair_csv
     from .train import model_from_checkpoint
     names = skeleton.JOINTS[1:]
     moved, depth = (p.strip() for p in (pair.split(",") + [""])[:2])
@@ -355,6 +357,8 @@ def correlations(model, pair, poses, data, device, out):
     write_matrix_csv(os.path.join(out, "correlations.csv"), matrix)
     click.echo(f"written: {os.path.join(out, 'correlations.csv')}")
     i, j = names.index(moved), names.index(depth)
+    write_pair_csv(os.path.join(out, "correlations_pair.csv"), curves, moved, depth)
+    click.echo(f"written: {os.path.join(out, 'correlations_pair.csv')}")
     click.echo(f"moving the {moved} keypoint changes the depth of {depth} by {matrix[i, j]:.4f} "
                f"and its own depth by {matrix[i, i]:.4f} on average (normalised units)")
     if plotting() is None:

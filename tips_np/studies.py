@@ -102,6 +102,19 @@ def write_matrix_csv(path, matrix):
     os.replace(tmp, path)
 
 
+def write_pair_csv(path, curves, moved, depth):
+    """The paper's Fig. 2 as numbers: for each change of the moved keypoint, the
+    mean |change| of the other keypoint's depth and of its own."""
+    i, j = JOINTS[1:].index(moved), JOINTS[1:].index(depth)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"change of {moved} (%)", f"depth of {depth}", f"depth of {moved}"])
+        for fi, factor in enumerate(FACTORS):
+            w.writerow([f"{factor * 100:.0f}", f"{curves[i, fi, j]:.6f}", f"{curves[i, fi, i]:.6f}"])
+    os.replace(tmp, path)
+
+
 def plotting():
     """matplotlib.pyplot, or None when the `plot` extra is not installed."""
     try:

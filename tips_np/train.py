@@ -68,7 +68,7 @@ def flatten_losses(losses):
 
 def train(config, run_dir, resume=False, echo=print, progressbar=None):
     """Train and return the final evaluation. `progressbar(length, label)` gives a
-    context manager with .update(n) (click's), or None for silence."""
+    context manager with .update(n, text) (click's), or None for silence."""
     config = {**DEFAULTS, **config}
     xp = use_device(config["device"])
     os.makedirs(run_dir, exist_ok=True)
@@ -128,7 +128,11 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         with (bar or _NoBar()) as b:
             for i in range(len(batches)):
                 history.append(flatten_losses(step(batches[i], *(r[i] for r in randomness))))
-                b.update(1)
+                running = None
+                if (i + 1) % 10 == 0:  # read losses back only now and then (a GPU sync)
+                    running = "  ".join(f"{k} {v:.4f}" for k, v in mean_losses(history[-10:]).items()
+                                        if not k.endswith("/total"))
+                b.update(1, running)
         losses = mean_losses(history)
         if not all(math.isfinite(v) for v in losses.values()):
             raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); "
@@ -179,5 +183,5 @@ class _NoBar:
     def __exit__(self, *exc):
         return False
 
-    def update(self, n):
+    def update(self, n, current_item=None):
         pass

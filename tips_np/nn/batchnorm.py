@@ -12,7 +12,7 @@ Under each NumPy expression sits the fused CuPy kernel that replaces it on a GPU
 """
 import numpy as np
 
-from ..backend import elementwise, get_array_module, on_gpu
+from ..backend import elementwise, get_array_module, on_gpu, reduction
 
 EPS = 1e-5
 MOMENTUM = 0.1
@@ -34,7 +34,7 @@ def batchnorm_forward(x, gamma, beta, state=None, train=True):
     n = x.shape[0]
     if on_gpu(x):
         mean = x.mean(axis=0) if train else state["running_mean"]
-        var = x.var(axis=0) if train else state["running_var"]
+        var = batchnorm_variance_kernel(x, mean, axis=0) if train else state["running_var"]
         inv_std = 1 / xp.sqrt(var + EPS)
         y, x_hat = batchnorm_forward_kernel(x, mean, inv_std, gamma, beta)
     else:
@@ -50,6 +50,10 @@ def batchnorm_forward(x, gamma, beta, state=None, train=True):
         update_running_statistics(state, mean, var * (n / max(n - 1, 1)))
     return y, (x_hat, gamma, inv_std, train)
 
+
+batchnorm_variance_kernel = reduction(  # mean over the batch of (x - mean)^2, no temporary
+    "T x, T mean", "T var", "(x - mean) * (x - mean)", "a + b",
+    "var = a / (_in_ind.size() / _out_ind.size())", "0", "batchnorm_variance")
 
 batchnorm_forward_kernel = elementwise(
     "T x, T mean, T inv_std, T gamma, T beta", "T y, T x_hat",
@@ -75,7 +79,10 @@ def batchnorm_backward(dy, cache, need_param_grads=True):
     xp = get_array_module(dy)
     n = dy.shape[0]
     dbeta = dy.sum(axis=0)
-    dgamma = xp.einsum("ij,ij->j", dy, x_hat)   # sum over the batch of dy * x_hat
+    if on_gpu(dy):
+        dgamma = batchnorm_dgamma_kernel(dy, x_hat, axis=0)
+    else:
+        dgamma = xp.einsum("ij,ij->j", dy, x_hat)   # sum over the batch of dy * x_hat
     if not train:
         dx = dy * (gamma * inv_std)
     elif on_gpu(dy):
@@ -87,6 +94,9 @@ def batchnorm_backward(dy, cache, need_param_grads=True):
         dx *= gamma * inv_std
     return dx, ({"gamma": dgamma, "beta": dbeta} if need_param_grads else None)
 
+
+batchnorm_dgamma_kernel = reduction(  # sum over the batch of dy * x_hat, no temporary
+    "T dy, T x_hat", "T dgamma", "dy * x_hat", "a + b", "dgamma = a", "0", "batchnorm_dgamma")
 
 batchnorm_backward_kernel = elementwise(
     "T dy, T x_hat, T scale, T mean_dy, T mean_dy_xhat", "T dx",
