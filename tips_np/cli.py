@@ -236,10 +236,8 @@ def evaluate(runs, data, device):
             run_dir = run if os.path.isdir(run) else os.path.dirname(run)
             save_results(run_dir, result)
             label = os.path.basename(os.path.normpath(run_dir)) or run_dir
-            rows[f"{label} P-MPJPE"] = result["P-MPJPE"]
-            rows[f"{label} N-MPJPE"] = result["N-MPJPE"]
-            if len(runs) == 1:
-                rows.update({f"{label} {m}": result[m] for m in ("P-MPJPE mirrored", "P-MPJPE z=0")})
+            rows.update({f"{label} {m}": result[m] for m in ("P-MPJPE", "N-MPJPE", "P-MPJPE mirrored")})
+        rows["z=0 (any model) P-MPJPE"] = result["P-MPJPE z=0"]
     except (DataError, CheckpointError, DeviceError) as e:
         fail(str(e))
     click.echo(format_table(rows))

@@ -159,5 +159,5 @@ def plot_correlations(path, matrix, curves, pair, title):
     bx.set_ylabel("mean |change of predicted depth|")
     bx.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
