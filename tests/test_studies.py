@@ -13,13 +13,14 @@ from tips_np.nn.mlp import MLP
 from tips_np.skeleton import KEYPOINTS, PARTS
 
 
-def _log(path, epochs, errors):
+def _log(path, epochs, errors, mirrored=None):
     os.makedirs(path, exist_ok=True)
+    mirrored = mirrored or [200.0] * len(errors)
     with open(os.path.join(path, "log.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["epoch", "D", "p_mpjpe"])
-        for e, err in zip(epochs, errors):
-            w.writerow([e, 0.5, "" if err is None else err])
+        w.writerow(["epoch", "D", "p_mpjpe", "p_mpjpe_mirrored"])
+        for e, err, m in zip(epochs, errors, mirrored):
+            w.writerow([e, 0.5, "" if err is None else err, m])
 
 
 def test_stability_aggregation_on_synthetic_logs(tmp_path):
@@ -44,6 +45,13 @@ def test_stability_aggregation_on_synthetic_logs(tmp_path):
     assert s["best"] == (54.0, 4.0)  # minima 50 and 58
     studies.write_stability_csv(tmp_path / "s.csv", {"x": s})
     assert "window_mean" in (tmp_path / "s.csv").read_text()
+
+
+def test_sign_resolved_curve_takes_the_better_sign(tmp_path):
+    _log(tmp_path, [1, 2, 3], [100, 180, 90], mirrored=[150, 80, 170])
+    epochs, errors = studies.read_curve(tmp_path / "log.csv", sign_resolved=True)
+    np.testing.assert_array_equal(errors, [100, 80, 90])
+    np.testing.assert_array_equal(studies.read_curve(tmp_path / "log.csv")[1], [100, 180, 90])
 
 
 def _one_net_per_keypoint(rng):

@@ -271,19 +271,21 @@ def parse_parts_list(ctx, param, value):
 def stability(representations, seeds, epochs, window, out, **options):
     """Train each representation with several seeds (same data and budget) and
     summarise test P-MPJPE over epochs: the mean +- std curve, the last epoch,
-    the last --window of training, and the best epoch. Finished runs are reused,
+    the last --window of training, and the best epoch; each also "sign resolved"
+    (per epoch the better of the two depth signs). Finished runs are reused,
     unfinished ones resumed, so a long study can be interrupted."""
     from .backend import DeviceError
     from .checkpoint import CheckpointError, load
     from .h36m import DataError
-    from .studies import plot_stability, plotting, read_curve, summarise_stability, write_stability_csv
+    from .studies import (SIGN_RESOLVED, plot_stability, plotting, read_curve, summarise_stability,
+                          write_stability_csv)
     from .train import Diverged
     from .train import train as run_training
     summaries = {}
     try:
         for parts in representations:
             name = "+".join(parts)
-            curves = []
+            logs = []
             for seed in range(seeds):
                 run = os.path.join(out, name, f"seed{seed}")
                 done = os.path.exists(os.path.join(run, "checkpoint.h5")) and load(run)["epoch"] >= epochs
@@ -294,8 +296,9 @@ def stability(representations, seeds, epochs, window, out, **options):
                     click.echo(f"{name} seed {seed}: {'resuming' if resume else 'training'}")
                     run_training(dict(parts=parts, seed=seed, epochs=epochs, **options), run, resume,
                                  echo=lambda m: None, progressbar=progressbar)
-                curves.append(read_curve(os.path.join(run, "log.csv")))
-            summaries[name] = summarise_stability(curves, window)
+                logs.append(os.path.join(run, "log.csv"))
+            summaries[name] = summarise_stability([read_curve(p) for p in logs], window)
+            summaries[name + SIGN_RESOLVED] = summarise_stability([read_curve(p, True) for p in logs], window)
     except (DataError, CheckpointError, DeviceError, Diverged, ValueError) as e:
         fail(str(e))
     csv_path = os.path.join(out, "stability.csv")
@@ -303,7 +306,7 @@ def stability(representations, seeds, epochs, window, out, **options):
     click.echo(f"\nTest P-MPJPE (mm), mean +- std over {seeds} seeds:")
     for name, s in summaries.items():
         lo, hi = s["window_epochs"]
-        click.echo(f"  {name:28s} last {s['last'][0]:6.1f} +- {s['last'][1]:4.1f}   "
+        click.echo(f"  {name:44s} last {s['last'][0]:6.1f} +- {s['last'][1]:4.1f}   "
                    f"epochs {lo}-{hi} {s['window'][0]:6.1f} +- {s['window'][1]:4.1f}   "
                    f"best {s['best'][0]:6.1f} +- {s['best'][1]:4.1f}")
     click.echo(f"written: {csv_path}")

@@ -1,7 +1,11 @@
 """The papers' two studies beyond the accuracy tables.
 
 Stability (TIPS section 4.3, representations paper section 6): train each
-representation with several seeds and summarise test P-MPJPE over epochs.
+representation with several seeds and summarise test P-MPJPE over epochs. A run
+settles on one of two depth signs by chance (a pose with every depth negated
+reprojects to the same 2D poses), so each summary comes twice: as measured, and
+"sign resolved", taking at each epoch the better of the two signs, i.e. assuming
+the pose's orientation to the camera known, as TIPS does for MPI-INF-3DHP.
 
 Correlations (representations paper section 5): scale one 2D keypoint of every
 test pose at a time, from -95% to +105% in 1% steps, and measure how every
@@ -16,16 +20,21 @@ import numpy as np
 from .evaluate import predict_depths
 from .skeleton import JOINTS, KEYPOINTS
 
+SIGN_RESOLVED = " (sign resolved)"
 FACTORS = np.round(np.arange(-0.95, 1.05 + 1e-9, 0.01), 2)  # the keypoint is scaled by 1 + f
 
 
 # ---------------------------------------------------------------- stability
 
-def read_curve(log_path):
-    """(epochs, P-MPJPE) of one run's log.csv (epochs without evaluation skipped)."""
+def read_curve(log_path, sign_resolved=False):
+    """(epochs, P-MPJPE) of one run's log.csv (epochs without evaluation skipped);
+    sign_resolved takes the lower of P-MPJPE and its mirrored twin at each epoch."""
     with open(log_path, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("p_mpjpe")]
-    return np.array([int(r["epoch"]) for r in rows]), np.array([float(r["p_mpjpe"]) for r in rows])
+    errors = np.array([float(r["p_mpjpe"]) for r in rows])
+    if sign_resolved:
+        errors = np.minimum(errors, [float(r["p_mpjpe_mirrored"]) for r in rows])
+    return np.array([int(r["epoch"]) for r in rows]), errors
 
 
 def summarise_stability(curves, window=0.4):
@@ -127,17 +136,21 @@ def plotting():
 
 
 def plot_stability(path, summaries):
+    """Mean +- std curves; the sign-resolved summaries in a second panel."""
     plt = plotting()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     for name, s in summaries.items():
-        ax.plot(s["epochs"], s["mean"], label=f"{name} ({s['seeds']} seeds)")
+        ax = axes[1] if name.endswith(SIGN_RESOLVED) else axes[0]
+        label = name.replace(SIGN_RESOLVED, "")
+        ax.plot(s["epochs"], s["mean"], label=f"{label} ({s['seeds']} seeds)")
         ax.fill_between(s["epochs"], s["mean"] - s["std"], s["mean"] + s["std"], alpha=0.25)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test P-MPJPE (mm)")
-    ax.set_title("Stability across seeds: mean and standard deviation")
-    ax.legend()
+    for ax, title in zip(axes, ("as measured", "depth sign resolved")):
+        ax.set_xlabel("epoch")
+        ax.set_title(f"Test P-MPJPE, mean +- std over seeds: {title}")
+        ax.legend()
+    axes[0].set_ylabel("P-MPJPE (mm)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
