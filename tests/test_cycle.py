@@ -26,6 +26,9 @@ def tiny_setup(rng, parts, combine=False, n=6):
     return gen, disc, params, pose, R
 
 
+FLIP = np.array([True, False, False, True, False, False])
+
+
 @pytest.mark.parametrize("parts,combine,gan,perspective", [
     (["torso", "legs"], False, "bce", None),
     (["full"], False, "lsgan", None),
@@ -36,11 +39,10 @@ def tiny_setup(rng, parts, combine=False, n=6):
 def test_each_group_gets_the_gradient_of_its_own_objective(rng, parts, combine, gan, perspective):
     gen, disc, params, pose, R = tiny_setup(rng, parts, combine)
     grads = {}
-    cycle.generator_step(gen, disc, params, pose, R, grads, gan, None, perspective)
-    assert not any(k.startswith("D/") for k in grads), "the generator step must not touch D"
+    cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, gan, None, perspective)
     for name, _, _ in gen.groups:
         def objective():
-            return cycle.generator_step(gen, disc, params, pose, R, {}, gan, None, perspective)[0][name]["total"]
+            return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {}, gan, None, perspective)[name]["total"]
         mine = [k for k in params if k.startswith(f"G/{name}/") or (combine and k.startswith("G/"))]
         assert mine and set(mine) <= set(grads)
         for k in mine:
@@ -64,16 +66,15 @@ def test_independent_parts_share_nothing(rng):
 @pytest.mark.parametrize("gan", ["bce", "lsgan"])
 def test_discriminator_gradient(rng, gan):
     gen, disc, params, pose, R = tiny_setup(rng, ["torso", "legs"])
-    flip = np.array([True, False, False, True, False, False])
 
     def loss(grads):
-        disc_out = cycle.generator_step(gen, disc, params, pose, R, {}, gan)[1]
-        return cycle.discriminator_step(disc, params, disc_out, flip, grads, gan)
+        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, gan)["D"]
 
     grads = {}
     loss(grads)
-    assert set(grads) == {k for k in params if k.startswith("D/")}
-    for k in grads:
+    d_params = {k for k in params if k.startswith("D/")}
+    assert d_params <= set(grads)
+    for k in d_params:
         err = relative_error(grads[k], numerical_gradient(lambda: loss({}), params[k]))
         assert err < TOL, f"d L_D / d {k}: relative error {err:.2e}"
 
@@ -85,9 +86,9 @@ def test_a_wrong_sign_in_the_cycle_is_caught(rng, monkeypatch):
     monkeypatch.setattr(cycle, "rotate_backward", lambda d, R: d @ R.transpose(0, 2, 1))
     gen, disc, params, pose, R = tiny_setup(rng, ["full"])
     grads = {}
-    cycle.generator_step(gen, disc, params, pose, R, grads)
+    cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads)
     k = "G/full/fc_out/W"
-    objective = lambda: cycle.generator_step(gen, disc, params, pose, R, {})[0]["full"]["total"]
+    objective = lambda: cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {})["full"]["total"]
     assert relative_error(grads[k], numerical_gradient(objective, params[k])) > 1e-3
     assert geometry.rotate_backward is not cycle.rotate_backward
 

@@ -21,19 +21,18 @@ def reprojection_loss(pose_2d, pose_2d_back, joints):
     return (diff * diff).sum() / (n * k), grad
 
 
-def ninety_degree_loss(x, z_hat, z_cw, z_ccw, z_half):
-    """L90, TIPS eqs. 3-5: the sum of
-        eq. 3  (G(z_hat, y) + x)^2        90 degrees clockwise: (x, y, z) -> (z, y, -x)
-        eq. 4  (G(-z_hat, y) - x)^2       90 degrees anticlockwise
-        eq. 5  (G(x, y) + G(-x, y))^2     180 degrees
-    with z_cw = G(z_hat, y), z_ccw = G(-z_hat, y), z_half = G(-x, y), and
-    G(x, y) = z_hat. All (N, k) for one part.
-    Returns (loss, {'z_hat', 'z_cw', 'z_ccw', 'z_half'} gradients)."""
-    n, k = x.shape
-    c = 2.0 / (n * k)
-    r_cw, r_ccw, r_half = z_cw + x, z_ccw - x, z_hat + z_half
-    loss = ((r_cw * r_cw).sum() + (r_ccw * r_ccw).sum() + (r_half * r_half).sum()) / (n * k)
-    return loss, {"z_hat": c * r_half, "z_cw": c * r_cw, "z_ccw": c * r_ccw, "z_half": c * r_half}
+def ninety_degree_loss(z_turned, target):
+    """One of the 90-degree constraints, TIPS eqs. 3-5: each has the form
+    (1/N) sum_i (G(u_i, y_i) - t_i)^2 = 0 with (u, t) =
+        eq. 3  (z_hat, -x)      90 degrees clockwise: (x, y, z) -> (z, y, -x)
+        eq. 4  (-z_hat, x)      90 degrees anticlockwise
+        eq. 5  (-x, -z_hat)     180 degrees: G(-x, y) = -G(x, y)
+    L90 is their sum. z_turned = G(u, y) and target t are (N, k) for one part.
+    Returns (loss, d z_turned, d target)."""
+    n, k = target.shape
+    r = z_turned - target
+    d = (2.0 / (n * k)) * r
+    return (r * r).sum() / (n * k), d, -d
 
 
 def softplus(x):
