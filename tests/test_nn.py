@@ -24,6 +24,10 @@ def test_linear(rng):
     f = lambda: np.sum(dy * linear.linear_forward(x, W, b)[0])
     dx, g = linear.linear_backward(dy, linear.linear_forward(x, W, b)[1])
     check(f, {"x": x, "W": W, "b": b}, {"x": dx, "W": g["W"], "b": g["b"]})
+    f = lambda: np.sum(dy * linear.linear_forward(x, W)[0])  # without a bias
+    dx, g = linear.linear_backward(dy, linear.linear_forward(x, W)[1])
+    assert set(g) == {"W"}
+    check(f, {"x": x, "W": W}, {"x": dx, "W": g["W"]})
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "tanh", "sigmoid"])

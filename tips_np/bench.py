@@ -1,9 +1,11 @@
 """Timing whole adversarial training steps.
 
-The matrix products of one step are recorded (their shapes) and replayed alone;
-their time over the step's time is the share of the step spent in matrix
-products. Achieved GFLOP/s (the step's matmul FLOPs over the whole step time) is
-set against the same device's plain large matrix product.
+Steps are timed whole. Then a few more steps run with every matrix product timed
+where it stands (Linear's forward and backward wrapped; on a GPU each product is
+synchronised, which only these instrumented steps pay for): their time over the
+step's time is the share of the step spent in matrix products. Achieved GFLOP/s
+(the step's matmul FLOPs over the whole step time) is set against the same
+device's plain large matrix product.
 """
 import resource
 import statistics
@@ -14,7 +16,7 @@ import numpy as np
 from . import backend
 from .cycle import draw_randomness, train_step
 from .model import Generator, make_discriminator
-from .nn import dense, linear, mlp
+from .nn import dense, mlp
 from .nn.adam import Adam
 
 
@@ -37,31 +39,44 @@ def plain_matmul_gflops(xp, n, repeats=5):
     return 2 * n ** 3 / min(_timed(lambda: a @ b, repeats)) / 1e9
 
 
-def record_matmuls(step):
-    """Run step() once with Linear's forward and backward wrapped, and return the
-    (m, k, n) shapes of its matrix products."""
-    shapes = []
+def time_matmuls(step, repeats=2):
+    """Run step() `repeats` times with every matrix product of Linear's forward
+    and backward timed in place; return (shapes (m, k, n) of one step, seconds
+    of matrix products per step)."""
+    shapes, seconds = [], [0.0]
 
-    def fwd(x, W, b):
-        shapes.append((x.shape[0], x.shape[1], W.shape[1]))
-        return linear.linear_forward(x, W, b)
+    def product(a, b):
+        backend.synchronize()
+        t = time.perf_counter()
+        c = a @ b
+        backend.synchronize()
+        seconds[0] += time.perf_counter() - t
+        shapes.append((a.shape[0], a.shape[1], b.shape[1]))
+        return c
 
-    def bwd(dy, cache, need_param_grads=True):
-        x, W = cache
-        shapes.append((dy.shape[0], dy.shape[1], W.shape[0]))          # dx = dy W^T
-        if need_param_grads:
-            shapes.append((x.shape[1], x.shape[0], dy.shape[1]))       # dW = x^T dy
-        return linear.linear_backward(dy, cache, need_param_grads)
+    def fwd(x, W, b=None):  # linear.linear_forward, its product timed
+        y = product(x, W)
+        if b is not None:
+            y += b
+        return y, (x, W, b is not None)
+
+    def bwd(dy, cache, need_param_grads=True):  # linear.linear_backward, its products timed
+        x, W, has_bias = cache
+        dx = product(dy, W.T)
+        if not need_param_grads:
+            return dx, None
+        return dx, {"W": product(x.T, dy), **({"b": dy.sum(axis=0)} if has_bias else {})}
 
     saved = [(m, m.linear_forward, m.linear_backward) for m in (dense, mlp)]
     try:
         for m, _, _ in saved:
             m.linear_forward, m.linear_backward = fwd, bwd
-        step()
+        for _ in range(repeats):
+            step()
     finally:
         for m, f, b in saved:
             m.linear_forward, m.linear_backward = f, b
-    return shapes
+    return shapes[:len(shapes) // repeats], seconds[0] / repeats
 
 
 def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
@@ -88,13 +103,9 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     _timed(step, warmup)
     echo(f"timing {steps} steps")
     times = _timed(step, steps)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the replay's operands
-    shapes = record_matmuls(step)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    shapes, matmul_s = time_matmuls(step)
     flops = sum(2 * m * k * n for m, k, n in shapes)
-    operands = {sh: (xp.ones(sh[:2], np.float32), xp.ones(sh[1:], np.float32)) for sh in set(shapes)}
-    replay = [min(_timed(lambda a=a, b=b: a @ b, 3)) for a, b in (operands[sh] for sh in shapes)]
-    matmul_s = sum(replay)
-    del operands
     step_s = statistics.median(times)
     peak = plain_matmul_gflops(xp, 4096 if device == "cuda" else 2048)
     achieved = flops / step_s / 1e9
@@ -102,7 +113,7 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
         "device": device, "parts": list(parts), "width": width, "blocks": blocks, "batch": batch,
         "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
         "poses_per_s": batch / step_s, "matmuls_per_step": len(shapes), "matmul_gflop_per_step": flops / 1e9,
-        "matmul_s_replayed": matmul_s, "matmul_share": matmul_s / step_s,
+        "matmul_s_in_step": matmul_s, "matmul_share": matmul_s / step_s,
         "achieved_gflops": achieved, "plain_matmul_gflops": peak, "fraction_of_plain": achieved / peak,
         "peak_rss_mb": peak_rss_mb,
         "gpu_pool_peak_mb": backend.gpu_pool_bytes() / 2 ** 20,

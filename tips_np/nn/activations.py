@@ -32,7 +32,7 @@ relu_backward_kernel = elementwise("T dy, T y", "T dx", "dx = y > (T)0 ? dy : (T
 def leaky_relu_forward(x, slope=LEAKY_SLOPE):
     if on_gpu(x):
         return leaky_relu_forward_kernel(x, x.dtype.type(slope))
-    return np.where(x > 0, x, x * x.dtype.type(slope))
+    return np.maximum(x, x * x.dtype.type(slope))  # = x if x > 0 else slope x, for 0 < slope < 1
 
 
 leaky_relu_forward_kernel = elementwise(
@@ -42,7 +42,8 @@ leaky_relu_forward_kernel = elementwise(
 def leaky_relu_backward(dy, y, slope=LEAKY_SLOPE):
     if on_gpu(dy):
         return leaky_relu_backward_kernel(dy, y, dy.dtype.type(slope))
-    return np.where(y > 0, dy, dy * dy.dtype.type(slope))
+    t = dy.dtype.type
+    return dy * ((y > 0) * t(1 - slope) + t(slope))  # derivative: 1 where y > 0, else slope
 
 
 leaky_relu_backward_kernel = elementwise(

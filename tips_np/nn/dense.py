@@ -27,7 +27,7 @@ def bn_state(state, bn):
 
 
 def dense_forward(params, fc, bn, x, activation, train=True, state=None, mask=None):
-    h, c_fc = linear_forward(x, params[f"{fc}/W"], params[f"{fc}/b"])
+    h, c_fc = linear_forward(x, params[f"{fc}/W"])  # no bias: the batch-norm removes it
     h, c_bn = batchnorm_forward(h, params[f"{bn}/gamma"], params[f"{bn}/beta"],
                                 bn_state(state, bn), train)
     y = ACTIVATIONS[activation][0](h)

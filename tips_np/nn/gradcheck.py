@@ -25,19 +25,8 @@ def numerical_gradient(f, x, h=1e-6):
     return grad
 
 
-ZERO = 1e-6  # below this norm a gradient counts as zero (round-off of central differences)
-
-
 def relative_error(analytic, numeric):
-    """Norm-wise relative error ||a - n|| / (||a|| + ||n||).
-
-    Where the true gradient vanishes (e.g. the bias of a Linear that feeds a
-    batch-norm, which removes any shift) a ratio of two round-off-sized numbers
-    means nothing: then the absolute error ||a - n|| is returned, which is still
-    large when the analytic gradient is wrongly non-zero.
-    """
+    """Norm-wise relative error ||a - n|| / (||a|| + ||n||), 0 when both vanish."""
     a, n = np.asarray(analytic, np.float64), np.asarray(numeric, np.float64)
-    diff = np.linalg.norm(a - n)
-    if np.linalg.norm(n) < ZERO:
-        return float(diff)
-    return float(diff / (np.linalg.norm(a) + np.linalg.norm(n)))
+    denom = np.linalg.norm(a) + np.linalg.norm(n)
+    return 0.0 if denom == 0 else float(np.linalg.norm(a - n) / denom)

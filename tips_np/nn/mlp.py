@@ -42,15 +42,14 @@ class MLP:
         return units
 
     def n_params(self):
-        n = sum(d_in * self.width + 3 * self.width for _, _, d_in in self._units())  # W, b, gamma, beta
+        n = sum(d_in * self.width + 2 * self.width for _, _, d_in in self._units())  # W, gamma, beta
         return n + (0 if self.d_out is None else (self.width + 1) * self.d_out)
 
     def init(self, rng, dtype=np.float32):
         """Return (params, state): He-initialised weights, BN gamma=1, beta=0."""
         params, state = {}, {}
         for fc, bn, d_in in self._units():
-            for k, v in linear_init(rng, d_in, self.width, dtype).items():
-                params[f"{fc}/{k}"] = v
+            params[f"{fc}/W"] = linear_init(rng, d_in, self.width, dtype, bias=False)["W"]
             p, s = batchnorm_init(self.width, dtype)
             params.update({f"{bn}/{k}": v for k, v in p.items()})
             state.update({f"{bn}/{k}": v for k, v in s.items()})
