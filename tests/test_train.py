@@ -71,6 +71,17 @@ def test_seeded_runs_repeat_and_resume_continues_exactly(tmp_path, tiny_data):
     assert read_log(straight) and [r["epoch"] for r in read_log(halves)] == ["1", "2", "3"]
 
 
+def test_resume_uses_the_runs_own_configuration(tmp_path, tiny_data):
+    run = str(tmp_path / "run")
+    args = ["--width", "16", "--blocks", "1", "--data", tiny_data, "--out", run]
+    assert CliRunner().invoke(main, ["train", "--parts", "full", "--epochs", "1"] + args).exit_code == 0
+    r = CliRunner().invoke(main, ["train", "--resume", "--epochs", "2", "--out", run])  # default --parts
+    assert r.exit_code == 0, r.output
+    assert checkpoint.load(run)["epoch"] == 2 and checkpoint.load(run)["config"]["parts"] == ["full"]
+    r = CliRunner().invoke(main, ["train", "--resume", "--epochs", "2", "--out", run])  # nothing left
+    assert r.exit_code == 0 and "P-MPJPE" in r.output, r.output
+
+
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data, monkeypatch):
     run = str(tmp_path / "run")
     train({**TINY, "data": tiny_data, "epochs": 1}, run, echo=lambda s: None)

@@ -73,6 +73,9 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     xp = use_device(config["device"])
     os.makedirs(run_dir, exist_ok=True)
     ckpt_path, log_path = os.path.join(run_dir, "checkpoint.h5"), os.path.join(run_dir, "log.csv")
+    if resume:  # the run's own configuration; only the epochs and the device may change
+        ckpt = checkpoint.load(ckpt_path)
+        config = {**DEFAULTS, **ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
     gen, disc = build(config)
     rng = np.random.default_rng(config["seed"])
     params, state = gen.init(rng)
@@ -83,8 +86,6 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     opt = Adam(config["lr"], config["betas"])
     start_epoch = 0
     if resume:
-        ckpt = checkpoint.load(ckpt_path)
-        config = {**DEFAULTS, **ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
         checkpoint.check_names(ckpt_path, {k: v.shape for k, v in params.items()}, ckpt["params"], "parameter")
         params, state = dict(ckpt["params"]), dict(ckpt["state"])
         opt.t, opt.state = ckpt["adam_t"], dict(ckpt["adam"])
@@ -146,6 +147,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         _append_csv(log_path, row)
         checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng)
         echo(_describe(row))
+    if result is None:  # resumed with no epoch left to train
+        result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset)
     return config, result
 
 
