@@ -137,10 +137,13 @@ def test_lift_refuses_bad_checkpoints_and_outputs(tmp_path, teacher, rng):
     other = tmp_path / "other.h5"  # a checkpoint that claims another representation
     ck = checkpoint.load(teacher)
     checkpoint.save(str(other), {**ck["config"], "parts": ["full"]}, ck["params"], ck["state"])
+    extra = tmp_path / "extra.h5"  # one parameter more than the model has
+    checkpoint.save(str(extra), ck["config"], {**ck["params"], "G/legs/fc_in/b": np.zeros(16)}, ck["state"])
     cases = [
         (str(truncated), str(tmp_path / "o.json"), "not a readable HDF5 file"),
         (str(plain), str(tmp_path / "o.json"), "not a tips-np checkpoint"),
         (str(other), str(tmp_path / "o.json"), "is missing (a checkpoint of another representation?)"),
+        (str(extra), str(tmp_path / "o.json"), "unexpected parameter 'G/legs/fc_in/b'"),
         (str(tmp_path / "none"), str(tmp_path / "o.json"), "checkpoint not found"),
         (teacher, str(tmp_path / "o.csv"), "unknown output format '.csv'"),
         (teacher, str(tmp_path / "no" / "o.json"), "output folder does not exist"),

@@ -86,10 +86,13 @@ def load(path):
 
 def check_names(path, expected, found, what):
     """Refuse a checkpoint whose parameters do not match the model it claims to be."""
-    missing = sorted(set(expected) - set(found))
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if missing:
         raise CheckpointError(f"{path}: {what} '{missing[0]}' is missing "
                               f"(a checkpoint of another representation?)")
+    if extra:
+        raise CheckpointError(f"{path}: unexpected {what} '{extra[0]}' "
+                              f"(a checkpoint of another representation or version?)")
     for k, shape in expected.items():
         if found[k].shape != shape:
             raise CheckpointError(f"{path}: {what} '{k}' has shape {found[k].shape}, expected {shape}")

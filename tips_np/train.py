@@ -41,12 +41,14 @@ def to_device(arrays, xp):
 
 
 def model_from_checkpoint(ckpt, xp=np):
-    """(generator, params, state) of a checkpoint, checked against its config."""
-    gen, disc = build(ckpt["config"])
+    """(generator, params, state) of a checkpoint, checked against its config
+    (the generator's entries must match exactly; a discriminator is left out)."""
+    gen, _ = build(ckpt["config"])
     params, state = gen.init(np.random.default_rng(0))
-    checkpoint.check_names(ckpt["path"], {k: v.shape for k, v in params.items()}, ckpt["params"], "parameter")
-    checkpoint.check_names(ckpt["path"], {k: v.shape for k, v in state.items()}, ckpt["state"], "statistic")
-    return gen, to_device({k: ckpt["params"][k] for k in params}, xp), to_device({k: ckpt["state"][k] for k in state}, xp)
+    found = {group: {k: v for k, v in ckpt[group].items() if k.startswith("G/")} for group in ("params", "state")}
+    checkpoint.check_names(ckpt["path"], {k: v.shape for k, v in params.items()}, found["params"], "parameter")
+    checkpoint.check_names(ckpt["path"], {k: v.shape for k, v in state.items()}, found["state"], "statistic")
+    return gen, to_device(found["params"], xp), to_device(found["state"], xp)
 
 
 def mean_losses(history):
