@@ -180,7 +180,7 @@ def distill(teacher, out, width, blocks, resume, **options):
         fail(str(e))
     save_results(out, result)
     click.echo(f"\nTest split, mm ({os.path.join(out, 'evaluation.csv')}):")
-    click.echo(format_table({f"student {m}": result[m] for m in ("P-MPJPE", "N-MPJPE")}))
+    click.echo(format_table({f"student {m}": result[m] for m in result}))
 
 
 @main.command()
