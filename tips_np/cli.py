@@ -125,22 +125,26 @@ def device_option(f):
 def train(parts, combine, out, resume, **options):
     """Train generators of one 2D pose representation adversarially, with
     reprojection and 90-degree consistency, and evaluate them on the test split."""
+    out = out or os.path.join("runs", "+".join(parts) + ("-combine" if combine else ""))
+    options["betas"] = list(options["betas"])
+    run_and_report(dict(parts=parts, combine=combine, **options), out, resume, "+".join(parts))
+
+
+def run_and_report(config, out, resume, label):
+    """Train (or distil) with a progress bar, then save and print the test table."""
     from .backend import DeviceError
     from .checkpoint import CheckpointError
     from .evaluate import format_table, save_results
     from .h36m import DataError
     from .train import Diverged
     from .train import train as run_training
-    out = out or os.path.join("runs", "+".join(parts) + ("-combine" if combine else ""))
-    options["betas"] = list(options["betas"])
     try:
-        config, result = run_training(dict(parts=parts, combine=combine, **options), out, resume,
-                                       echo=click.echo, progressbar=progressbar)
+        _, result = run_training(config, out, resume, echo=click.echo, progressbar=progressbar)
     except (DataError, CheckpointError, DeviceError, Diverged) as e:
         fail(str(e))
     save_results(out, result)
     click.echo(f"\nTest split, mm ({os.path.join(out, 'evaluation.csv')}):")
-    click.echo(format_table({f"{'+'.join(parts)} {m}": result[m] for m in result}))
+    click.echo(format_table({f"{label} {m}": result[m] for m in result}))
 
 
 @main.command()
@@ -163,24 +167,16 @@ def distill(teacher, out, width, blocks, resume, **options):
 
     TEACHER is a run folder or checkpoint of `train` (runs/torso+legs, say); the
     student matches its depths by mean squared error (TIPS eq. 7)."""
-    from .backend import DeviceError
     from .checkpoint import CheckpointError, load
-    from .evaluate import format_table, save_results
-    from .h36m import DataError
-    from .train import Diverged
-    from .train import train as run_training
     try:
         t_config = load(teacher)["config"]
-        config = dict(parts=["full"], combine=False, match_params=False, teacher=teacher,
-                      width=width or t_config["width"], blocks=blocks or t_config["blocks"],
-                      activation=t_config["activation"], dropout=0.0,
-                      data=options.pop("data") or t_config.get("data"), **options)
-        config, result = run_training(config, out, resume, echo=click.echo, progressbar=progressbar)
-    except (DataError, CheckpointError, DeviceError, Diverged) as e:
+    except CheckpointError as e:
         fail(str(e))
-    save_results(out, result)
-    click.echo(f"\nTest split, mm ({os.path.join(out, 'evaluation.csv')}):")
-    click.echo(format_table({f"student {m}": result[m] for m in result}))
+    config = dict(parts=["full"], combine=False, match_params=False, teacher=teacher,
+                  width=width or t_config["width"], blocks=blocks or t_config["blocks"],
+                  activation=t_config["activation"], dropout=0.0,
+                  data=options.pop("data") or t_config.get("data"), **options)
+    run_and_report(config, out, resume, "student")
 
 
 @main.command()
