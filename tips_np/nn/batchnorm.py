@@ -32,14 +32,13 @@ def batchnorm_forward(x, gamma, beta, state=None, train=True):
     """
     xp = get_array_module(x)
     n = x.shape[0]
+    mean = x.mean(axis=0) if train else state["running_mean"]
     if on_gpu(x):
-        mean = x.mean(axis=0) if train else state["running_mean"]
         var = batchnorm_variance_kernel(x, mean, axis=0) if train else state["running_var"]
         inv_std = 1 / xp.sqrt(var + EPS)
         y, x_hat = batchnorm_forward_kernel(x, mean, inv_std, gamma, beta)
     else:
         # the same maths in as few passes over the (N, D) array as NumPy allows
-        mean = x.mean(axis=0) if train else state["running_mean"]
         x_hat = x - mean
         var = np.einsum("ij,ij->j", x_hat, x_hat) / n if train else state["running_var"]
         inv_std = 1 / np.sqrt(var + EPS)
