@@ -16,6 +16,20 @@ from tips_np.train import Diverged, train
 TINY = dict(parts=["torso", "legs"], width=32, blocks=1, batch_size=256, epochs=3)
 
 
+def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
+    from tips_np.atomic import atomic_write
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(str(target)) as tmp, open(tmp, "w") as f:
+            f.write("half")
+            raise RuntimeError("the writer failed")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+    with atomic_write(str(target)) as tmp, open(tmp, "w") as f:
+        f.write("new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["out.txt"]
+
+
 def test_procrustes_undoes_a_known_similarity_transform(rng):
     gt = rng.standard_normal((5, 17, 3)) * 300
     R = rotation_matrices(rng.uniform(-3, 3, 5), rng.uniform(-1, 1, 5), np.float64)

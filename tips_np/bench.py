@@ -15,9 +15,10 @@ import numpy as np
 
 from . import backend
 from .cycle import draw_randomness, train_step
-from .model import Generator, make_discriminator
+from .model import Generator, init_networks, make_discriminator
 from .nn import dense, mlp
 from .nn.adam import Adam
+from .train import to_device
 
 
 def _timed(fn, repeats):
@@ -84,11 +85,8 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     xp = backend.use_device(device)
     rng = np.random.default_rng(seed)
     gen, disc = Generator(list(parts), width=width, blocks=blocks), make_discriminator(width, blocks)
-    params, state = gen.init(rng)
-    p, s = disc.init(rng)
-    params, state = {**params, **p}, {**state, **s}
-    params = {k: xp.asarray(v) for k, v in params.items()}
-    state = {k: xp.asarray(v) for k, v in state.items()}
+    params, state = init_networks([gen, disc], rng)
+    params, state = to_device(params, xp), to_device(state, xp)
     opt = Adam()
     pose = rng.uniform(-1, 1, (batch, 17, 2)).astype(np.float32)
     pose[:, 0] = 0

@@ -12,6 +12,7 @@ import os
 
 import h5py
 
+from .atomic import atomic_write
 from .backend import to_numpy
 
 FORMAT = "tips-np checkpoint 1"
@@ -22,27 +23,21 @@ class CheckpointError(ValueError):
 
 
 def save(path, config, params, state, adam=None, epoch=0, rng=None, extra=None):
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["config"] = json.dumps(config)
-            f.attrs["epoch"] = epoch
-            if rng is not None:
-                f.attrs["rng"] = json.dumps(rng.bit_generator.state)
-            if adam is not None:
-                f.attrs["adam_t"] = adam.t
-                for k, v in adam.state.items():
-                    f[f"adam/{k}"] = to_numpy(v)
-            for group, arrays in (("params", params), ("state", state)):
-                for k, v in arrays.items():
-                    f[f"{group}/{k}"] = to_numpy(v)
-            for k, v in (extra or {}).items():
-                f.attrs[k] = json.dumps(v)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["config"] = json.dumps(config)
+        f.attrs["epoch"] = epoch
+        if rng is not None:
+            f.attrs["rng"] = json.dumps(rng.bit_generator.state)
+        if adam is not None:
+            f.attrs["adam_t"] = adam.t
+            for k, v in adam.state.items():
+                f[f"adam/{k}"] = to_numpy(v)
+        for group, arrays in (("params", params), ("state", state)):
+            for k, v in arrays.items():
+                f[f"{group}/{k}"] = to_numpy(v)
+        for k, v in (extra or {}).items():
+            f.attrs[k] = json.dumps(v)
 
 
 def _read_group(f, name):

@@ -382,16 +382,15 @@ def bench(device, parts, width, blocks, batch, steps, warmup, out):
     GFLOP/s against the device's plain matrix product, and peak memory."""
     import json
 
+    from .atomic import atomic_write
     from .backend import DeviceError
     from .bench import bench as run_bench
     try:
         r = run_bench(device, parts, width, blocks, batch, steps, warmup, echo=click.echo)
     except DeviceError as e:
         fail(str(e))
-    tmp = f"{out}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    with atomic_write(out) as tmp, open(tmp, "w") as f:
         json.dump(r, f, indent=2)
-    os.replace(tmp, out)
     click.echo(f"{r['device']}  {'+'.join(r['parts'])}  width {width}  blocks {blocks}  batch {batch}\n"
                f"step         {r['step_s_median'] * 1e3:9.1f} ms median "
                f"({r['step_s_min'] * 1e3:.1f}-{r['step_s_max'] * 1e3:.1f})\n"

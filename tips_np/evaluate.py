@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from .atomic import atomic_write
 from .backend import get_array_module, to_numpy
 from .geometry import compose
 from .skeleton import ACTION_ABBREV, ACTIONS
@@ -101,11 +102,8 @@ def save_results(run_dir, result):
     """Write evaluation.json and evaluation.csv (one row per metric) into run_dir."""
     for name, write in (("evaluation.json", lambda f: json.dump(result, f, indent=2)),
                         ("evaluation.csv", lambda f: _write_csv(f, result))):
-        path = os.path.join(run_dir, name)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(os.path.join(run_dir, name)) as tmp, open(tmp, "w", newline="") as f:
             write(f)
-        os.replace(tmp, path)
 
 
 def _write_csv(f, result):

@@ -11,6 +11,7 @@ import re
 import h5py
 import numpy as np
 
+from .atomic import atomic_write
 from .skeleton import (ACTION_FROM_FILE, ACTIONS, CAMERA_IDS, FIVE_LIMBS, H36M_INDEX, JOINTS,
                        PARTS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS)
 
@@ -127,24 +128,18 @@ def prepare(root, out, every=1, subjects=SUBJECTS, distortion=False, progress=No
             progress(1)
     if not takes:
         raise DataError(f"{root}: no sequence files found")
-    tmp = f"{out}.tmp{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w") as f:
-            for k, v in cols.items():
-                a = np.concatenate(v)
-                f.create_dataset(k, data=a, compression="gzip", compression_opts=4,
-                                 chunks=(min(len(a), 16384),) + a.shape[1:], shuffle=True)
-            f.attrs.update({
-                "joints": JOINTS, "h36m_index": H36M_INDEX, "actions": ACTIONS,
-                "cameras": CAMERA_IDS, "takes": takes,
-                "train_subjects": TRAIN_SUBJECTS, "test_subjects": TEST_SUBJECTS,
-                "parts": str({k: PARTS[k] for k in ["torso", "legs"] + FIVE_LIMBS}),
-                "source": root, "frame_step": every,
-                "distortion": bool(distortion),
-                "units": "pose_2d: pixels; pose_3d: mm, camera frame",
-            })
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(out) as tmp, h5py.File(tmp, "w") as f:
+        for k, v in cols.items():
+            a = np.concatenate(v)
+            f.create_dataset(k, data=a, compression="gzip", compression_opts=4,
+                             chunks=(min(len(a), 16384),) + a.shape[1:], shuffle=True)
+        f.attrs.update({
+            "joints": JOINTS, "h36m_index": H36M_INDEX, "actions": ACTIONS,
+            "cameras": CAMERA_IDS, "takes": takes,
+            "train_subjects": TRAIN_SUBJECTS, "test_subjects": TEST_SUBJECTS,
+            "parts": str({k: PARTS[k] for k in ["torso", "legs"] + FIVE_LIMBS}),
+            "source": root, "frame_step": every,
+            "distortion": bool(distortion),
+            "units": "pose_2d: pixels; pose_3d: mm, camera frame",
+        })
     return sum(len(a) for a in cols["subject"])

@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from .atomic import atomic_write
 from .dataset import normalise_2d
 from .geometry import compose
 from .skeleton import JOINTS
@@ -114,15 +115,10 @@ def write_poses(path, pose_3d, pixels):
     ext = _format(path, "output", OUTPUTS)
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise LiftError(f"{path}: the output folder does not exist")
-    tmp = f"{path}.tmp{os.getpid()}{ext}"
-    try:
+    with atomic_write(path, suffix=ext) as tmp:
         if ext == ".npy":
             np.save(tmp, np.stack([pose_3d, pixels], axis=1).astype(np.float32))
         else:
             with open(tmp, "w") as f:
                 json.dump({"joints": JOINTS, "pose_3d_normalised": np.round(pose_3d, 6).tolist(),
                            "pose_3d_pixels": np.round(pixels, 3).tolist()}, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -13,10 +13,10 @@ predicted depth moves. A model whose depth j ignores keypoint i has a zero in
 the sensitivity matrix at (i, j).
 """
 import csv
-import os
 
 import numpy as np
 
+from .atomic import atomic_write
 from .evaluate import predict_depths
 from .skeleton import JOINTS, KEYPOINTS
 
@@ -62,8 +62,7 @@ def summarise_stability(curves, window=0.4):
 
 def write_stability_csv(path, summaries):
     """summaries: {representation: summarise_stability(...)} -> curves and figures."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["representation", "epoch", "mean_p_mpjpe", "std_p_mpjpe"])
         for name, s in summaries.items():
@@ -76,7 +75,6 @@ def write_stability_csv(path, summaries):
             w.writerow([name, s["seeds"], *(f"{v:.2f}" for v in s["last"]),
                         "{}-{}".format(*s["window_epochs"]), *(f"{v:.2f}" for v in s["window"]),
                         *(f"{v:.2f}" for v in s["best"])])
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------- correlations
@@ -102,26 +100,22 @@ def sensitivity(gen, params, state, pose_2d, factors=FACTORS, batch_size=8192, p
 
 def write_matrix_csv(path, matrix):
     names = JOINTS[1:]
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["moved keypoint \\ depth of"] + names)
         for name, row in zip(names, matrix):
             w.writerow([name] + [f"{v:.6f}" for v in row])
-    os.replace(tmp, path)
 
 
 def write_pair_csv(path, curves, moved, depth):
     """The paper's Fig. 2 as numbers: for each change of the moved keypoint, the
     mean |change| of the other keypoint's depth and of its own."""
     i, j = JOINTS[1:].index(moved), JOINTS[1:].index(depth)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow([f"change of {moved} (%)", f"depth of {depth}", f"depth of {moved}"])
         for fi, factor in enumerate(FACTORS):
             w.writerow([f"{factor * 100:.0f}", f"{curves[i, fi, j]:.6f}", f"{curves[i, fi, i]:.6f}"])
-    os.replace(tmp, path)
 
 
 def plotting():

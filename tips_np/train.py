@@ -9,11 +9,12 @@ import time
 import numpy as np
 
 from . import checkpoint, dataset
+from .atomic import atomic_write
 from .backend import to_numpy, use_device
 from .cycle import draw_randomness, train_step
 from .distill import distill_step
 from .evaluate import evaluate_depths, predict_depths
-from .model import Generator, make_discriminator
+from .model import Generator, init_networks, make_discriminator
 from .nn.adam import Adam
 
 DEFAULTS = dict(
@@ -80,11 +81,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         config = {**DEFAULTS, **ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
     gen, disc = build(config)
     rng = np.random.default_rng(config["seed"])
-    params, state = gen.init(rng)
-    if disc is not None:
-        p_disc, s_disc = disc.init(rng)
-        params.update(p_disc)
-        state.update(s_disc)
+    params, state = init_networks([gen] + ([disc] if disc is not None else []), rng)
     opt = Adam(config["lr"], config["betas"])
     start_epoch = 0
     if resume:
@@ -173,12 +170,10 @@ def _append_csv(path, row):
             rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
     rows.append(row)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fields)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 class _NoBar:
