@@ -34,6 +34,7 @@ def test_distill_then_evaluate_side_by_side(tmp_path, teacher):
     r = CliRunner().invoke(main, ["evaluate", teacher, student])
     assert r.exit_code == 0, r.output
     assert "torso+legs P-MPJPE" in r.output and "student P-MPJPE" in r.output
+    assert r.output.count("z=0 on tiny.h5 P-MPJPE") == 2  # one baseline row (each half of the table)
 
 
 def test_distill_resume(tmp_path, teacher):
