@@ -12,6 +12,11 @@ from tips_np.cli import main
 from tips_np.lifting import LiftError, check_poses
 
 
+README_POSE = [[500, 500], [470, 500], [465, 640], [460, 780], [530, 500], [535, 640], [540, 780],
+               [500, 420], [500, 340], [500, 310], [500, 270], [540, 350], [570, 420], [590, 490],
+               [460, 350], [430, 420], [410, 490]]
+
+
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory, tiny_data):
     run = str(tmp_path_factory.mktemp("runs") / "torso+legs")
@@ -35,6 +40,27 @@ def test_distill_then_evaluate_side_by_side(tmp_path, teacher):
     assert r.exit_code == 0, r.output
     assert "torso+legs P-MPJPE" in r.output and "student P-MPJPE" in r.output
     assert r.output.count("z=0 on tiny.h5 P-MPJPE") == 2  # one baseline row (each half of the table)
+
+
+def test_a_checkpoint_from_before_the_sign_decision_is_oriented_on_loading(tmp_path, teacher):
+    import shutil
+    old = str(tmp_path / "old.h5")
+    shutil.copy(os.path.join(teacher, "checkpoint.h5"), old)
+    with h5py.File(old, "a") as f:
+        del f.attrs["oriented"]
+        f["params/G/legs/fc_out/W"][...] *= -1   # saved facing backwards
+        f["params/G/legs/fc_out/b"][...] *= -1
+    r = CliRunner().invoke(main, ["evaluate", old])
+    assert r.exit_code == 0 and "predates the depth-sign decision" in r.output, r.output
+    assert "legs" in r.output.split("oriented by anatomy:")[1].split("\n")[0]
+    pose_file = tmp_path / "pose.json"
+    pose_file.write_text(json.dumps(README_POSE))
+    z = {}
+    for name, path in (("new", teacher), ("old", old)):
+        out = tmp_path / f"{name}.npy"
+        assert CliRunner().invoke(main, ["lift", path, "--input", str(pose_file), "--output", str(out)]).exit_code == 0
+        z[name] = np.load(out)[:, 0, :, 2]
+    np.testing.assert_array_equal(z["old"], z["new"])   # flipped back to the trained sign
 
 
 def test_distill_resume(tmp_path, teacher):

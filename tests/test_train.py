@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from tips_np import checkpoint, cycle
 from tips_np.cli import main
-from tips_np.evaluate import n_mpjpe, p_mpjpe, procrustes_align
+from tips_np.evaluate import auc, n_mpjpe, p_mpjpe, pck3d, procrustes_align
 from tips_np.geometry import rotation_matrices
 from tips_np.train import Diverged, train
 
@@ -44,6 +44,20 @@ def test_procrustes_excludes_reflections(rng):
     assert p_mpjpe(mirrored, gt).min() > 10  # a mirror image is not aligned away
 
 
+def test_reflection_allowed_aligns_a_mirror_image_away(rng):
+    gt = rng.standard_normal((4, 17, 3)) * 300
+    mirrored = gt * np.array([1, 1, -1])
+    assert p_mpjpe(mirrored, gt, reflection=True).max() < 1e-8
+    assert np.all(p_mpjpe(gt + 5, gt, reflection=True) < 1e-8)
+
+
+def test_pck3d_and_auc_count_joints_within_thresholds():
+    errors = np.array([[0.0, 10.0, 149.0, 151.0], [200.0, 200.0, 200.0, 200.0]])
+    np.testing.assert_allclose(pck3d(errors), [75.0, 0.0])
+    # thresholds 0, 5, ..., 150: 0 mm is below none of them (error < t), 10 mm below 29, 149 mm below 1
+    np.testing.assert_allclose(auc(errors), [100 * (30 + 28 + 1 + 0) / (4 * 31), 0.0])
+
+
 def test_n_mpjpe_aligns_scale_only(rng):
     gt = rng.standard_normal((3, 17, 3))
     assert n_mpjpe(0.01 * gt, gt).max() < 1e-12
@@ -64,7 +78,8 @@ def test_smoke_training_run_losses_fall(tmp_path, tiny_data):
     for key in ("torso/total", "legs/total", "torso/l90", "legs/l90", "D"):
         assert float(rows[-1][key]) < 0.9 * float(rows[0][key]), key
     assert all(np.isfinite(float(r["p_mpjpe"])) for r in rows)
-    assert set(result) == {"P-MPJPE", "N-MPJPE", "P-MPJPE mirrored", "P-MPJPE z=0"}
+    assert set(result) == {"P-MPJPE", "P-MPJPE reflection allowed", "N-MPJPE", "PCK3D", "AUC",
+                           "P-MPJPE mirrored", "P-MPJPE z=0"}
     assert len(result["P-MPJPE"]) == 16  # 15 actions and the average
     ckpt = checkpoint.load(run)
     assert ckpt["epoch"] == 6 and ckpt["config"]["parts"] == ["torso", "legs"]
@@ -76,13 +91,20 @@ def test_seeded_runs_repeat_and_resume_continues_exactly(tmp_path, tiny_data):
     quiet = dict(echo=lambda s: None)
     train({**TINY, "data": tiny_data}, straight, **quiet)
     train({**TINY, "data": tiny_data}, again, **quiet)
-    train({**TINY, "data": tiny_data, "epochs": 2}, halves, **quiet)
+    train({**TINY, "data": tiny_data, "epochs": 1}, halves, **quiet)
     train({**TINY, "data": tiny_data}, halves, resume=True, **quiet)
-    a, b, c = (checkpoint.load(r)["params"] for r in (straight, halves, again))
-    for k in a:
-        np.testing.assert_array_equal(a[k], c[k])  # same seed, same numbers
-        np.testing.assert_array_equal(a[k], b[k])  # resumed = uninterrupted
-    assert read_log(straight) and [r["epoch"] for r in read_log(halves)] == ["1", "2", "3"]
+    a, b, c = (checkpoint.load(r) for r in (straight, halves, again))
+    for group in ("params", "adam"):
+        for k in a[group]:
+            np.testing.assert_array_equal(a[group][k], c[group][k])  # same seed, same numbers
+            np.testing.assert_array_equal(a[group][k], b[group][k])  # resumed = uninterrupted
+    assert [r["epoch"] for r in read_log(halves)] == ["1", "2", "3"]
+    # the run's first epoch ended with a depth-sign flip, saved with the checkpoint it resumed from
+    assert read_log(straight)[0]["legs/flipped"] == "1.0"
+
+    def timeless(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert timeless(read_log(halves)) == timeless(read_log(straight))
 
 
 def test_resume_uses_the_runs_own_configuration(tmp_path, tiny_data):

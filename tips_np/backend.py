@@ -64,6 +64,11 @@ def to_numpy(x):
     return _cupy.asnumpy(x) if on_gpu(x) else np.asarray(x)
 
 
+def to_device(arrays, xp):
+    """A dict of arrays moved to the module xp (numpy or cupy)."""
+    return {k: xp.asarray(v) for k, v in arrays.items()}
+
+
 def synchronize():
     """Wait for queued GPU work (for timing); nothing on the CPU."""
     if _cupy is not None:

@@ -18,7 +18,7 @@ from .cycle import draw_randomness, train_step
 from .model import Generator, init_networks, make_discriminator
 from .nn import dense, mlp
 from .nn.adam import Adam
-from .train import to_device
+from .backend import to_device
 
 
 def _timed(fn, repeats):

@@ -11,9 +11,13 @@ import json
 import os
 
 import h5py
+import numpy as np
 
+from . import dataset
 from .atomic import atomic_write
-from .backend import to_numpy
+from .backend import to_device, to_numpy
+from .model import build
+from .orientation import describe, orient, orientation_poses
 
 FORMAT = "tips-np checkpoint 1"
 
@@ -91,3 +95,20 @@ def check_names(path, expected, found, what):
     for k, shape in expected.items():
         if found[k].shape != shape:
             raise CheckpointError(f"{path}: {what} '{k}' has shape {found[k].shape}, expected {shape}")
+
+
+def load_model(ckpt, xp=np, echo=print):
+    """(generator, params, state) of a loaded checkpoint, checked against its
+    config (the generator's entries must match exactly; a discriminator is left
+    out). A checkpoint saved before the depth sign was decided by anatomy is
+    oriented now, on the shipped sample's training 2D poses, and `echo` says so."""
+    gen, _ = build(ckpt["config"])
+    params, state = gen.init(np.random.default_rng(0))
+    found = {group: {k: v for k, v in ckpt[group].items() if k.startswith("G/")} for group in ("params", "state")}
+    check_names(ckpt["path"], {k: v.shape for k, v in params.items()}, found["params"], "parameter")
+    check_names(ckpt["path"], {k: v.shape for k, v in state.items()}, found["state"], "statistic")
+    params, state = to_device(found["params"], xp), to_device(found["state"], xp)
+    if not json.loads(ckpt["attrs"].get("oriented", "false")):
+        report = orient(gen, params, state, orientation_poses(dataset.load(None, "train").pose_2d))
+        echo(f"{ckpt['path']} predates the depth-sign decision; oriented by anatomy: {describe(report)}")
+    return gen, params, state

@@ -190,12 +190,11 @@ def lift(model, input_path, output_path, device):
     """Lift 2D poses (17 joints, or 16 keypoints without the root, in pixels) to 3D
     with a trained model: a run folder or checkpoint of train or distill."""
     from .backend import DeviceError, use_device
-    from .checkpoint import CheckpointError, load
+    from .checkpoint import CheckpointError, load, load_model
     from .lifting import LiftError, lift_poses, read_poses, write_poses
-    from .train import model_from_checkpoint
     try:
         pose_px = read_poses(input_path)
-        gen, params, state = model_from_checkpoint(load(model), use_device(device))
+        gen, params, state = load_model(load(model), use_device(device), click.echo)
         pose_3d, pixels = lift_poses(gen, params, state, pose_px)
         write_poses(output_path, pose_3d, pixels)
     except (LiftError, CheckpointError, DeviceError) as e:
@@ -205,37 +204,21 @@ def lift(model, input_path, output_path, device):
 
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--per-pose-sign", is_flag=True,
+              help="Negate the legs' or the torso's depths of each pose that fails that part's "
+                   "handedness test before scoring (see README, 'The depth sign').")
 @data_option
 @device_option
-def evaluate(runs, data, device):
-    """P-MPJPE and N-MPJPE per action on the test split for one or more trained
-    models (run folders or checkpoint files), side by side."""
+def evaluate(runs, per_pose_sign, data, device):
+    """P-MPJPE (strict and reflection allowed), N-MPJPE, PCK3D and AUC per action
+    on the test split for one or more trained models (run folders or checkpoint
+    files), side by side. --data takes any file in the prepared layout."""
     from .backend import DeviceError, use_device
-    from .checkpoint import CheckpointError, load
-    from .dataset import load as load_data
-    from .evaluate import evaluate_depths, format_table, predict_depths, save_results
+    from .checkpoint import CheckpointError
+    from .evaluate import evaluate_runs, format_table
     from .h36m import DataError
-    from .train import model_from_checkpoint
-    rows = {}
     try:
-        xp = use_device(device)
-        models = []
-        for run in runs:
-            ckpt = load(run)
-            models.append((run, ckpt) + model_from_checkpoint(ckpt, xp))
-        testsets, baselines = {}, {}
-        for run, ckpt, gen, params, state in models:
-            path = data or ckpt["config"].get("data")
-            if path not in testsets:
-                testsets[path] = load_data(path, "test")
-            result = evaluate_depths(predict_depths(gen, params, state, testsets[path].pose_2d), testsets[path])
-            run_dir = run if os.path.isdir(run) else os.path.dirname(run)
-            save_results(run_dir, result)
-            label = os.path.basename(os.path.normpath(run_dir)) or run_dir
-            rows.update({f"{label} {m}": result[m] for m in ("P-MPJPE", "N-MPJPE", "P-MPJPE mirrored")})
-            baselines[os.path.basename(testsets[path].path)] = result["P-MPJPE z=0"]
-        for name, baseline in baselines.items():  # the trivial z = 0 of each test set used
-            rows[f"z=0 on {name} P-MPJPE"] = baseline
+        rows = evaluate_runs(runs, data, use_device(device), per_pose_sign, click.echo)
     except (DataError, CheckpointError, DeviceError) as e:
         fail(str(e))
     click.echo(format_table(rows))
@@ -332,18 +315,17 @@ def correlations(model, pair, poses, data, device, out):
     import numpy as np
 
     from .backend import DeviceError, use_device
-    from .checkpoint import CheckpointError, load
+    from .checkpoint import CheckpointError, load, load_model
     from .dataset import load as load_data
     from .h36m import DataError
     from .studies import plot_correlations, plotting, sensitivity, write_matrix_csv, write_pair_csv
-    from .train import model_from_checkpoint
     names = skeleton.JOINTS[1:]
     moved, depth = (p.strip() for p in (pair.split(",") + [""])[:2])
     if moved not in names or depth not in names:
         fail(f"--pair: expected two keypoints of {', '.join(names)}; got {pair!r}")
     try:
         ckpt = load(model)
-        gen, params, state = model_from_checkpoint(ckpt, use_device(device))
+        gen, params, state = load_model(ckpt, use_device(device), click.echo)
         test = load_data(data or ckpt["config"].get("data"), "test")
     except (DataError, CheckpointError, DeviceError) as e:
         fail(str(e))

@@ -3,8 +3,15 @@
 P-MPJPE (protocol II): the mean per-joint error in mm after aligning the
 prediction to the ground truth by the similarity transform (scale, rotation,
 translation) that fits best (Procrustes; reflections excluded, as in
-VideoPose3D's evaluation). N-MPJPE: after the best scale alone. The prediction is
-the 3D pose (x, y, z_hat) in normalised units, compared on all 17 joints.
+VideoPose3D's evaluation). "P-MPJPE, reflection allowed": the same with an
+orthogonal alignment that may also reflect, as the TIPS authors' later evaluation
+code and ElePose's compute their published figures (so a mirrored pose scores as
+well as the right one: it compares like for like with the papers, not the depth
+sign). N-MPJPE: after the best scale alone. PCK3D and AUC (the papers'
+MPI-INF-3DHP metrics), after the strict P-MPJPE alignment: the share of joints
+within 150 mm, and that share averaged over thresholds 0, 5, ..., 150 mm. The
+prediction is the 3D pose (x, y, z_hat) in normalised units, compared on all 17
+joints.
 """
 import csv
 import json
@@ -12,14 +19,21 @@ import os
 
 import numpy as np
 
+from . import checkpoint, dataset
 from .atomic import atomic_write
-from .backend import get_array_module, to_numpy
 from .geometry import compose
+from .model import predict_depths
+from .orientation import per_pose_correction
 from .skeleton import ACTION_ABBREV, ACTIONS
 
 
-def procrustes_align(pred, gt):
-    """Align each pred (N, J, 3) to gt by the best s R p + t (no reflection)."""
+PCK_THRESHOLD = 150.0                          # mm
+AUC_THRESHOLDS = np.arange(0.0, 151.0, 5.0)     # mm
+
+
+def procrustes_align(pred, gt, reflection=False):
+    """Align each pred (N, J, 3) to gt by the best s R p + t (R a rotation, or any
+    orthogonal matrix if reflection)."""
     mu_p, mu_g = pred.mean(axis=1, keepdims=True), gt.mean(axis=1, keepdims=True)
     p, g = pred - mu_p, gt - mu_g
     norm_p = np.sqrt((p ** 2).sum(axis=(1, 2), keepdims=True))
@@ -29,7 +43,7 @@ def procrustes_align(pred, gt):
     V = Vt.transpose(0, 2, 1)
     R = V @ U.transpose(0, 2, 1)
     # a reflection (det R = -1) is replaced by the best proper rotation
-    d = np.sign(np.linalg.det(R))
+    d = np.ones(len(R)) if reflection else np.sign(np.linalg.det(R))
     V[:, :, -1] *= d[:, None]
     s[:, -1] *= d
     R = V @ U.transpose(0, 2, 1)
@@ -37,26 +51,30 @@ def procrustes_align(pred, gt):
     return scale * (pred - mu_p) @ R + mu_g
 
 
-def p_mpjpe(pred, gt):
+def aligned_errors(pred, gt, reflection=False):
+    """(N, J) per-joint errors after Procrustes alignment."""
+    return np.linalg.norm(procrustes_align(pred, gt, reflection) - gt, axis=-1)
+
+
+def p_mpjpe(pred, gt, reflection=False):
     """(N,) mean per-joint error after Procrustes alignment."""
-    return np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1).mean(axis=1)
+    return aligned_errors(pred, gt, reflection).mean(axis=1)
+
+
+def pck3d(errors, threshold=PCK_THRESHOLD):
+    """(N,) per-pose percentage of joints within `threshold` mm, from (N, J) errors."""
+    return 100.0 * (errors < threshold).mean(axis=1)
+
+
+def auc(errors):
+    """(N,) per-pose PCK3D averaged over thresholds 0-150 mm in 5 mm steps."""
+    return np.mean([pck3d(errors, t) for t in AUC_THRESHOLDS], axis=0)
 
 
 def n_mpjpe(pred, gt):
     """(N,) mean per-joint error after the best scale (both root-centred)."""
     s = (pred * gt).sum(axis=(1, 2)) / (pred * pred).sum(axis=(1, 2))
     return np.linalg.norm(s[:, None, None] * pred - gt, axis=-1).mean(axis=1)
-
-
-def predict_depths(gen, params, state, pose_2d, batch_size=8192):
-    """z_hat (N, 17) for normalised 2D poses (host arrays in, host arrays out),
-    the networks in evaluation mode (batch-norm running statistics)."""
-    xp = get_array_module(next(iter(params.values())))
-    out = []
-    for i in range(0, len(pose_2d), batch_size):
-        z, _ = gen.lift(params, xp.asarray(pose_2d[i:i + batch_size]), train=False, state=state)
-        out.append(to_numpy(z))
-    return np.concatenate(out)
 
 
 def per_action(errors, action):
@@ -67,20 +85,54 @@ def per_action(errors, action):
 
 
 def evaluate_depths(z_hat, testset):
-    """Tables for predicted depths: P-MPJPE and N-MPJPE per action, and two
-    diagnostics: P-MPJPE with every depth negated (the mirrored solution a
-    generator can settle on) and the trivial baseline z_hat = 0."""
+    """Tables for predicted depths, per action: P-MPJPE (strict and reflection
+    allowed), N-MPJPE, PCK3D and AUC (%), and two diagnostics: P-MPJPE with every
+    depth negated (the mirrored solution) and the trivial baseline z_hat = 0."""
     pose_2d = testset.pose_2d.astype(np.float64)
     gt = testset.pose_3d.astype(np.float64)
     pred = compose(pose_2d, z_hat.astype(np.float64))
+    errors = aligned_errors(pred, gt)
     return {
-        "P-MPJPE": per_action(p_mpjpe(pred, gt), testset.action),
+        "P-MPJPE": per_action(errors.mean(axis=1), testset.action),
+        "P-MPJPE reflection allowed": per_action(p_mpjpe(pred, gt, reflection=True), testset.action),
         "N-MPJPE": per_action(n_mpjpe(pred, gt), testset.action),
+        "PCK3D": per_action(pck3d(errors), testset.action),
+        "AUC": per_action(auc(errors), testset.action),
         "P-MPJPE mirrored": per_action(p_mpjpe(compose(pose_2d, -z_hat.astype(np.float64)), gt),
                                        testset.action),
         "P-MPJPE z=0": per_action(p_mpjpe(compose(pose_2d, np.zeros_like(pose_2d[..., 0])), gt),
                                   testset.action),
     }
+
+
+def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print):
+    """Evaluate trained models (run folders or checkpoints) side by side on the
+    test split of `data` (default: each model's own data file), writing
+    evaluation.json/.csv into each run folder. per_pose_sign applies the per-pose
+    correction of orientation.py first. Returns rows for format_table: each
+    model's metrics, then the z_hat = 0 baseline of each test set used."""
+    rows, testsets, baselines = {}, {}, {}
+    for run in runs:
+        ckpt = checkpoint.load(run)
+        gen, params, state = checkpoint.load_model(ckpt, xp, echo)
+        path = data or ckpt["config"].get("data")
+        if path not in testsets:
+            testsets[path] = dataset.load(path, "test")
+        test = testsets[path]
+        run_dir = run if os.path.isdir(run) else os.path.dirname(run)
+        label = os.path.basename(os.path.normpath(run_dir)) or run_dir
+        z_hat = predict_depths(gen, params, state, test.pose_2d)
+        if per_pose_sign:
+            z_hat, flipped = per_pose_correction(test.pose_2d, z_hat)
+            echo(f"{label}: per-pose sign flipped the legs of {flipped['legs']:.1%} and the torso of "
+                 f"{flipped['torso']:.1%} of the test poses")
+        result = evaluate_depths(z_hat, test)
+        save_results(run_dir, result)
+        rows.update({f"{label} {m}": result[m] for m in result if m != "P-MPJPE z=0"})
+        baselines[os.path.basename(test.path)] = result["P-MPJPE z=0"]
+    for name, baseline in baselines.items():
+        rows[f"z=0 on {name} P-MPJPE"] = baseline
+    return rows
 
 
 def format_table(rows):

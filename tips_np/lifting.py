@@ -20,6 +20,7 @@ import numpy as np
 from .atomic import atomic_write
 from .dataset import normalise_2d
 from .geometry import compose
+from .model import predict_depths
 from .skeleton import JOINTS
 
 INPUTS, OUTPUTS = (".json", ".csv", ".npy"), (".json", ".npy")
@@ -101,7 +102,6 @@ def check_poses(arr, path):
 
 def lift_poses(gen, params, state, pose_px):
     """Pixel poses (N, 17, 2) -> (normalised 3D (N, 17, 3), pixel-scale 3D (N, 17, 3))."""
-    from .evaluate import predict_depths
     pose_2d, scale = normalise_2d(pose_px)
     z_hat = predict_depths(gen, params, state, pose_2d.astype(np.float32)).astype(np.float64)
     pose_3d = compose(pose_2d, z_hat)

@@ -9,7 +9,7 @@ combining network predicts every depth from the concatenated features.
 """
 import numpy as np
 
-from .backend import get_array_module
+from .backend import get_array_module, to_numpy
 from .nn.mlp import MLP
 from .skeleton import KEYPOINTS, PARTS
 
@@ -44,6 +44,10 @@ class SplitCombine:
                              dropout=dropout) for p, cols in zip(parts, self.columns)]
         self.combiner = MLP(f"{name}/combine", enc_width * len(parts), width, blocks, len(KEYPOINTS),
                             activation, "tanh", dropout, OUT_SCALE)
+
+    @property
+    def output_layer(self):
+        return self.combiner.output_layer
 
     def n_params(self):
         return sum(net.n_params() for net in self.encoders + [self.combiner])
@@ -128,8 +132,28 @@ class Generator:
         return z_hat, caches
 
 
+def predict_depths(gen, params, state, pose_2d, batch_size=8192):
+    """z_hat (N, 17) for normalised 2D poses (host arrays in, host arrays out),
+    the networks in evaluation mode (batch-norm running statistics)."""
+    xp = get_array_module(next(iter(params.values())))
+    out = []
+    for i in range(0, len(pose_2d), batch_size):
+        z, _ = gen.lift(params, xp.asarray(pose_2d[i:i + batch_size]), train=False, state=state)
+        out.append(to_numpy(z))
+    return np.concatenate(out)
+
+
 def make_discriminator(width, blocks, activation="leaky_relu"):
     """D: the full 16-keypoint 2D pose -> one logit (probability = sigmoid(logit)
     for the BCE loss; the raw value for LSGAN). One residual block fewer than the
     generators (TIPS), at least one."""
     return MLP("D", 32, width, max(blocks - 1, 1), 1, activation)
+
+
+def build(config):
+    """(generator, discriminator) of a run's config; a distilled student has none."""
+    gen = Generator(config["parts"], config["combine"], config["width"], config["blocks"],
+                    config["activation"], config["dropout"], config["match_params"])
+    if config.get("teacher"):
+        return gen, None
+    return gen, make_discriminator(config["width"], config["blocks"])

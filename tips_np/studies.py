@@ -17,10 +17,10 @@ import csv
 import numpy as np
 
 from .atomic import atomic_write
-from .evaluate import predict_depths
+from .model import predict_depths
 from .skeleton import JOINTS, KEYPOINTS
 
-SIGN_RESOLVED = " (sign resolved)"
+SIGN_RESOLVED = " (oracle: better sign by test 3D)"
 FACTORS = np.round(np.arange(-0.95, 1.05 + 1e-9, 0.01), 2)  # the keypoint is scaled by 1 + f
 
 

@@ -10,12 +10,13 @@ import numpy as np
 
 from . import checkpoint, dataset
 from .atomic import atomic_write
-from .backend import to_numpy, use_device
+from .backend import to_device, to_numpy, use_device
 from .cycle import draw_randomness, train_step
 from .distill import distill_step
-from .evaluate import evaluate_depths, predict_depths
-from .model import Generator, init_networks, make_discriminator
+from .evaluate import evaluate_depths
+from .model import build, init_networks, predict_depths
 from .nn.adam import Adam
+from .orientation import describe, orient, orientation_poses
 
 DEFAULTS = dict(
     parts=["torso", "legs"], combine=False, match_params=False, width=256, blocks=2,
@@ -26,30 +27,6 @@ DEFAULTS = dict(
 
 class Diverged(RuntimeError):
     """A loss became NaN or infinite."""
-
-
-def build(config):
-    """(generator, discriminator) of a config; a distilled student has no discriminator."""
-    gen = Generator(config["parts"], config["combine"], config["width"], config["blocks"],
-                    config["activation"], config["dropout"], config["match_params"])
-    if config.get("teacher"):
-        return gen, None
-    return gen, make_discriminator(config["width"], config["blocks"])
-
-
-def to_device(arrays, xp):
-    return {k: xp.asarray(v) for k, v in arrays.items()}
-
-
-def model_from_checkpoint(ckpt, xp=np):
-    """(generator, params, state) of a checkpoint, checked against its config
-    (the generator's entries must match exactly; a discriminator is left out)."""
-    gen, _ = build(ckpt["config"])
-    params, state = gen.init(np.random.default_rng(0))
-    found = {group: {k: v for k, v in ckpt[group].items() if k.startswith("G/")} for group in ("params", "state")}
-    checkpoint.check_names(ckpt["path"], {k: v.shape for k, v in params.items()}, found["params"], "parameter")
-    checkpoint.check_names(ckpt["path"], {k: v.shape for k, v in state.items()}, found["state"], "statistic")
-    return gen, to_device(found["params"], xp), to_device(found["state"], xp)
 
 
 def mean_losses(history):
@@ -97,8 +74,10 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     testset = dataset.load(config["data"], "test")
     train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
     azimuth = math.radians(config["azimuth"])
+    orient_2d = orientation_poses(trainset.pose_2d)
     if config["teacher"]:
-        teacher, t_params, t_state = model_from_checkpoint(checkpoint.load(config["teacher"]), xp)
+        teacher, t_params, t_state = checkpoint.load_model(checkpoint.load(config["teacher"]), xp, echo)
+        echo(f"teachers' depth sign: {describe(orient(teacher, t_params, t_state, orient_2d))}")
         z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
 
         def step(idx, azimuth, elevation, flip):
@@ -137,25 +116,30 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         if not all(math.isfinite(v) for v in losses.values()):
             raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); "
                            f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})")
-        row = {"epoch": epoch, "seconds": round(time.time() - t0, 2), **{k: round(v, 6) for k, v in losses.items()}}
+        # the depth sign by anatomy (orientation.py); a student is checked, never flipped
+        report = orient(gen, params, state, orient_2d, opt.state, flip=disc is not None)
+        row = {"epoch": epoch, "seconds": round(time.time() - t0, 2), **{k: round(v, 6) for k, v in losses.items()},
+               **{f"{g}/{k}": round(float(v), 4) for g, r in report.items() for k, v in r.items()}}
         if epoch % config["eval_every"] == 0 or epoch == config["epochs"]:
             result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset)
             row.update({"p_mpjpe": round(result["P-MPJPE"]["Average"], 2),
+                        "p_mpjpe_reflection": round(result["P-MPJPE reflection allowed"]["Average"], 2),
                         "n_mpjpe": round(result["N-MPJPE"]["Average"], 2),
                         "p_mpjpe_mirrored": round(result["P-MPJPE mirrored"]["Average"], 2)})
         _append_csv(log_path, row)
-        checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng)
-        echo(_describe(row))
+        checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng, extra={"oriented": True})
+        echo(_describe(row, report))
     if result is None:  # resumed with no epoch left to train
         result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset)
     return config, result
 
 
-def _describe(row):
+def _describe(row, report):
     text = f"epoch {row['epoch']:4d}  {row['seconds']:6.1f}s  " + "  ".join(
         f"{k} {v:.4f}" for k, v in row.items()
-        if k not in ("epoch", "seconds") and not k.endswith("/total") and not k.endswith("mpjpe")
-        and not k.startswith("p_mpjpe"))
+        if k not in ("epoch", "seconds") and not k.endswith(("/total", "/share", "/flipped"))
+        and "mpjpe" not in k)
+    text += f"  | handedness {describe(report)}"
     if "p_mpjpe" in row:
         text += f"  | P-MPJPE {row['p_mpjpe']:.1f} mm (mirrored {row['p_mpjpe_mirrored']:.1f})"
     return text

@@ -41,6 +41,11 @@ class MLP:
                 units.append((f"{self.name}/block{k}/fc{j}", f"{self.name}/block{k}/bn{j}", self.width))
         return units
 
+    @property
+    def output_layer(self):
+        """The final Linear's name (a generator's depths are tanh of its output)."""
+        return f"{self.name}/fc_out"
+
     def n_params(self):
         n = sum(d_in * self.width + 2 * self.width for _, _, d_in in self._units())  # W, gamma, beta
         return n + (0 if self.d_out is None else (self.width + 1) * self.d_out)
