@@ -36,7 +36,7 @@ def test_a_flip_negates_a_groups_depths_exactly(rng, parts, combine):
     z, _ = gen.lift(params, pose)
     m = {f"m/{k}": rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
     m_before = {k: v.copy() for k, v in m.items()}
-    (name, joints, net), others = gen.groups[0], [j for g in gen.groups[1:] for j in g[1]]
+    (name, joints, net), others = gen.groups[0], [j for g in gen.groups[1:] for j in g.joints]
     flip_group(net, params, m)
     z2, _ = gen.lift(params, pose)
     np.testing.assert_array_equal(z2[:, joints], -z[:, joints])

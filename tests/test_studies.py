@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from tips_np import studies
 from tips_np.cli import main
-from tips_np.model import Generator
+from tips_np.model import Generator, Group
 from tips_np.nn.mlp import MLP
 from tips_np.skeleton import KEYPOINTS, PARTS
 
@@ -31,7 +31,7 @@ def test_stability_aggregation_on_synthetic_logs(tmp_path):
     _log(tmp_path / "b", epochs, b[:3] + [None] + b[4:])  # epoch 4 was not evaluated
     ca, cb = studies.read_curve(tmp_path / "a" / "log.csv"), studies.read_curve(tmp_path / "b" / "log.csv")
     assert 4 not in cb[0]
-    with pytest.raises(ValueError, match="different epochs"):
+    with pytest.raises(studies.StudyError, match="different epochs"):
         studies.summarise_stability([ca, cb])
     _log(tmp_path / "b", epochs, b)
     cb = studies.read_curve(tmp_path / "b" / "log.csv")
@@ -57,7 +57,7 @@ def test_sign_resolved_curve_takes_the_better_sign(tmp_path):
 def _one_net_per_keypoint(rng):
     """A generator whose depth j reads only keypoint j."""
     gen = Generator(["full"], width=8, blocks=1)
-    gen.groups = [(f"k{j}", [j], MLP(f"G/k{j}", 2, 8, 1, 1, out_activation="tanh")) for j in KEYPOINTS]
+    gen.groups = [Group(f"k{j}", [j], MLP(f"G/k{j}", 2, 8, 1, 1, out_activation="tanh")) for j in KEYPOINTS]
     params, state = gen.init(rng)
     for k in state:
         state[k] += rng.random(state[k].shape).astype(np.float32)

@@ -10,10 +10,12 @@ This is the only module that imports CuPy.
 """
 import numpy as np
 
+from .errors import TipsError
+
 _cupy = None  # the cupy module, once use_device('cuda') has succeeded
 
 
-class DeviceError(RuntimeError):
+class DeviceError(TipsError):
     """The requested device cannot be used (no CuPy, no CUDA device)."""
 
 

@@ -7,6 +7,7 @@ step's time is the share of the step spent in matrix products. Achieved GFLOP/s
 (the step's matmul FLOPs over the whole step time) is set against the same
 device's plain large matrix product.
 """
+import json
 import resource
 import statistics
 import time
@@ -14,11 +15,12 @@ import time
 import numpy as np
 
 from . import backend
+from .atomic import atomic_write
+from .backend import to_device
 from .cycle import draw_randomness, train_step
 from .model import Generator, init_networks, make_discriminator
 from .nn import dense, mlp
 from .nn.adam import Adam
-from .backend import to_device
 
 
 def _timed(fn, repeats):
@@ -116,3 +118,22 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
         "peak_rss_mb": peak_rss_mb,
         "gpu_pool_peak_mb": backend.gpu_pool_bytes() / 2 ** 20,
     }
+
+
+def write_report(path, report):
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        json.dump(report, f, indent=2)
+
+
+def format_report(r):
+    """The figures of bench() as lines of text."""
+    return (f"{r['device']}  {'+'.join(r['parts'])}  width {r['width']}  blocks {r['blocks']}  batch {r['batch']}\n"
+            f"step         {r['step_s_median'] * 1e3:9.1f} ms median "
+            f"({r['step_s_min'] * 1e3:.1f}-{r['step_s_max'] * 1e3:.1f})\n"
+            f"throughput   {r['poses_per_s']:9.0f} poses/s\n"
+            f"matmuls      {r['matmul_share'] * 100:9.1f} % of the step "
+            f"({r['matmuls_per_step']} products, {r['matmul_gflop_per_step']:.1f} GFLOP)\n"
+            f"achieved     {r['achieved_gflops']:9.1f} GFLOP/s over the whole step = "
+            f"{r['fraction_of_plain'] * 100:.1f} % of a plain matmul ({r['plain_matmul_gflops']:.1f} GFLOP/s)\n"
+            f"peak memory  {r['peak_rss_mb']:9.0f} MB RSS" +
+            (f", {r['gpu_pool_peak_mb']:.0f} MB GPU pool" if r["device"] == "cuda" else ""))

@@ -16,13 +16,14 @@ import numpy as np
 from . import dataset
 from .atomic import atomic_write
 from .backend import to_device, to_numpy
+from .errors import TipsError
 from .model import build
 from .orientation import describe, orient, orientation_poses
 
 FORMAT = "tips-np checkpoint 1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TipsError):
     """Not a readable tips-np checkpoint; the message names the file."""
 
 

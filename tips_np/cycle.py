@@ -15,9 +15,12 @@ error the generators most need to hear about. It is updated from the same forwar
 pass (simultaneous update), Y~ held fixed, with label flipping.
 
 Caches are let go as early as the maths allows (the discriminator's after its two
-backwards, each 90-degree call's after its own backward): at width 1024 and batch
-8192 one generator call caches about 0.7 GB.
+backwards, each 90-degree call's after its own backward); every group's G(Y) and
+G(Y~) caches live until its own backward: at width 1024 and batch 8192 one
+generator call caches about 0.7 GB.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .backend import get_array_module
@@ -28,6 +31,12 @@ from .losses import (discriminator_loss, generator_adversarial_loss, ninety_degr
                      reprojection_loss)
 
 ELEVATION = np.pi / 18  # elevation uniform in [-pi/18, pi/18] (both papers)
+# The nearest a rotated joint comes to a perspective camera, in front of the root:
+# with |x|, |y|, |z_hat| <= 1, the depth after R = R_x(e) R_y(a) is
+# cos(e) (sin(a) x + cos(a) z_hat) + sin(e) y, at most sqrt(2) cos(e) + sin(e) in size
+# (|e| <= pi/18). A camera at distance d needs d > that for every magnification
+# d / (d + z) to stay finite and positive.
+PERSPECTIVE_MIN = float(np.sqrt(2) * np.cos(ELEVATION) + np.sin(ELEVATION))
 LABEL_FLIP = 0.1        # the discriminator's labels are flipped with 10% chance
 
 # TIPS eqs. 8-9: w1 = 0.05 (legs), w4 = 0.08 (torso) for the adversarial loss,
@@ -65,71 +74,125 @@ def draw_randomness(rng, shape, azimuth_range):
     return azimuth, elevation, rng.random(shape) < LABEL_FLIP
 
 
-def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", state=None, perspective=None):
+class View(NamedTuple):
+    """The real pose seen from a random view: Y~ = normalise(P R (x, y, z_hat))."""
+    y_raw: object      # P R (x, y, z_hat), before normalising (N, 17, 2)
+    y_tilde: object    # Y~ = y_raw / scale
+    scale: object      # (N,)
+    c_view: object     # the projection's cache
+    c_norm: object     # the normalisation's cache
+
+
+class Back(NamedTuple):
+    """Y~ lifted again and taken back to the original view: P R^-1 (Y~, G(Y~)) s."""
+    z_tilde: object    # G(Y~) (N, 17)
+    z_raw: object      # z_tilde * scale
+    c_lift: list       # each group's cache of G(Y~)
+    pose_2d_back: object
+
+
+def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", state=None, perspective=None,
+                     rng=None):
     """Losses of every group and of the discriminator and, into `grads`, each
     generator group's gradient of its own L_p and the discriminator's gradient.
 
     pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) random views;
     flip: (N,) True where the discriminator's label is flipped; perspective: None
-    for the orthographic view, else the camera's distance.
+    for the orthographic view, else the camera's distance; rng draws dropout masks
+    (only when the networks have dropout).
     Returns losses: {group: {adv, l2d, l90, total}, 'D': discriminator loss}.
     """
-    n = len(pose_2d)
-    # Y -> z_hat -> (x, y, z_hat) -> Y~ = P R (x, y, z_hat), normalised again
-    z_hat, c_lift = gen.lift(params, pose_2d, True, state)
+    z_hat, c_lift = gen.lift(params, pose_2d, True, state, rng)                 # eq. 1
+    view = random_view(pose_2d, z_hat, R, perspective)
+    loss_adv, d_y_tilde_adv, loss_disc = adversarial_losses(disc, params, pose_2d, view.y_tilde, flip,
+                                                            grads, gan, state, rng)
+    back = lift_back(gen, params, view, R, perspective, rng)
+    losses = {"D": loss_disc}
+    for group, c_first, c_back in zip(gen.groups, c_lift, back.c_lift):
+        w_adv = adversarial_weight(group.name, len(group.joints))
+        # d L_p / d Y~: through L2D (eq. 2) and the shared L_adv (eq. 6), then back to z_hat
+        l2d, d_y_tilde, d_scale = reprojection_backward(group, c_back, pose_2d, view, back, R, params, grads,
+                                                        perspective)
+        d_y_tilde += w_adv * d_y_tilde_adv
+        d_z = random_view_backward(d_y_tilde, d_scale, view, R, perspective)[:, group.joints]
+        l90 = ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng)   # eqs. 3-5
+        losses[group.name] = {"adv": loss_adv, "l2d": l2d, "l90": l90,
+                              "total": w_adv * loss_adv + W_2D * l2d + W_90 * l90}
+        group.net.backward(d_z, c_first, params, grads)                                   # G(Y)
+    return losses
+
+
+def random_view(pose_2d, z_hat, R, perspective=None):
+    """Y -> (x, y, z_hat) -> Y~ = P R (x, y, z_hat), normalised again (TIPS section 3.2)."""
     y_raw, c_view = project_view(rotate(compose(pose_2d, z_hat), R), perspective)
     y_tilde, scale, c_norm = max_normalise(y_raw)
-    # the adversarial loss on the whole reprojected pose, TIPS eq. 6; D sees [Y; Y~]
+    return View(y_raw, y_tilde, scale, c_view, c_norm)
+
+
+def random_view_backward(d_y_tilde, d_scale, view, R, perspective=None):
+    """d L / d z_hat (N, 17) from d L / d Y~ and d L / d scale."""
+    d_raw = max_normalise_backward(d_y_tilde, d_scale, view.c_norm)
+    return rotate_backward(project_view_backward(d_raw, view.c_view, perspective), R)[..., 2]
+
+
+def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", state=None, rng=None):
+    """TIPS eq. 6 on the whole reprojected pose. D sees [Y; Y~] in one batch.
+    Returns the generators' loss, its gradient at Y~ (N, 17, 2), and the
+    discriminator's loss, whose gradient (Y~ held fixed) goes into grads."""
     xp = get_array_module(pose_2d)
-    logits, c_disc = disc.forward(params, xp.concatenate([flat(pose_2d), flat(y_tilde)]), True, state)
+    n = len(pose_2d)
+    logits, c_disc = disc.forward(params, xp.concatenate([flat(pose_2d), flat(y_tilde)]), True, state, rng)
     loss_adv, d_fake = generator_adversarial_loss(logits[n:], gan)
     d_logits = xp.concatenate([xp.zeros_like(d_fake), d_fake])
     d_y_tilde_adv = unflat(disc.backward(d_logits, c_disc, params, None)[n:])
-    # the discriminator's own loss and gradient from the same forward (Y~ held fixed)
     loss_disc = discriminator_backward(disc, params, logits, c_disc, flip, grads, gan)
-    del c_disc  # its cache can go before the generators' second calls
-    # Y~ -> G(Y~) -> undo the normalisation and the view's projection -> R^-1 -> P:
-    # should give Y back (eq. 2)
-    z_tilde, c_lift2 = gen.lift(params, y_tilde)
-    z_raw = z_tilde * scale[:, None]
+    return loss_adv, d_y_tilde_adv, loss_disc
+
+
+def lift_back(gen, params, view, R, perspective=None, rng=None):
+    """Y~ -> G(Y~) -> undo the normalisation and the view's projection -> R^-1 -> P,
+    which should give Y back (eq. 2)."""
+    z_tilde, c_lift = gen.lift(params, view.y_tilde, True, None, rng)
+    z_raw = z_tilde * view.scale[:, None]
     R_inv = R.transpose(0, 2, 1)
-    pose_2d_back = project(rotate(unproject_view(y_raw, z_raw, perspective), R_inv))
+    pose_2d_back = project(rotate(unproject_view(view.y_raw, z_raw, perspective), R_inv))
+    return Back(z_tilde, z_raw, c_lift, pose_2d_back)
 
-    losses = {"D": loss_disc}
-    for g, (name, joints, net) in enumerate(gen.groups):
-        k = len(joints)
-        w_adv = adversarial_weight(name, k)
-        l2d, d_back = reprojection_loss(pose_2d, pose_2d_back, joints)
 
-        # ---- backward of L_p into this group's parameters ----
-        # L2D through P, R^-1, the view's unprojection and the undone normalisation
-        # (y_raw = scale Y~ and z_raw = scale z~, so the scale gets a gradient too)
-        d_view_3d = rotate_backward(project_backward(W_2D * d_back), R_inv)
-        d_y_raw, d_z_raw = unproject_view_backward(d_view_3d, y_raw, z_raw, perspective)
-        d_scale = (d_y_raw * y_tilde).sum(axis=(1, 2)) + (d_z_raw * z_tilde).sum(axis=1)
-        d_y_tilde = d_y_raw * scale[:, None, None]
-        d_z_tilde = d_z_raw * scale[:, None]
-        d_in = net.backward(d_z_tilde[:, joints], c_lift2[g], params, grads)   # G(Y~)
-        d_y_tilde[:, joints] += d_in.reshape(n, k, 2)
-        d_y_tilde += w_adv * d_y_tilde_adv                                      # shared L_adv
-        # Y~ = normalise(P R (x, y, z_hat)) back to z_hat
-        d_raw = max_normalise_backward(d_y_tilde, d_scale, c_norm)
-        d_z = rotate_backward(project_view_backward(d_raw, c_view, perspective), R)[..., 2][:, joints]
-        # L90 (eqs. 3-5): three more calls G(u, y) that should give t; each call's
-        # backward follows its forward, so one call's cache is alive at a time.
-        # (du/dz_hat, dt/dz_hat) carry the gradient into z_hat, which u or t contain.
-        x, y, z = pose_2d[:, joints, 0], pose_2d[:, joints, 1], z_hat[:, joints]
-        l90 = 0.0
-        for u, t, du_dz, dt_dz in ((z, -x, 1, 0), (-z, x, -1, 0), (-x, -z, 0, -1)):
-            z_turned, c_turned = net.forward(params, xp.stack([u, y], axis=-1).reshape(n, -1))
-            loss, d_turned, d_t = ninety_degree_loss(z_turned, t)
-            l90 = l90 + loss
-            d_in = net.backward(W_90 * d_turned, c_turned, params, grads).reshape(n, k, 2)[..., 0]
-            d_z += du_dz * d_in + dt_dz * W_90 * d_t
-        losses[name] = {"adv": loss_adv, "l2d": l2d, "l90": l90,
-                        "total": w_adv * loss_adv + W_2D * l2d + W_90 * l90}
-        net.backward(d_z, c_lift[g], params, grads)                             # G(Y)
-    return losses
+def reprojection_backward(group, c_back, pose_2d, view, back, R, params, grads, perspective=None):
+    """L2D of one group (TIPS eq. 2) and its gradient, through P, R^-1, the view's
+    unprojection and the undone normalisation (y_raw = scale Y~ and z_raw = scale
+    z~, so the scale gets a gradient too), and through G(Y~) into grads.
+    Returns (L2D, d L2D / d Y~ (N, 17, 2), d L2D / d scale (N,))."""
+    n, k = len(pose_2d), len(group.joints)
+    l2d, d_back = reprojection_loss(pose_2d, back.pose_2d_back, group.joints)
+    d_view_3d = rotate_backward(project_backward(W_2D * d_back), R.transpose(0, 2, 1))
+    d_y_raw, d_z_raw = unproject_view_backward(d_view_3d, view.y_raw, back.z_raw, perspective)
+    d_scale = (d_y_raw * view.y_tilde).sum(axis=(1, 2)) + (d_z_raw * back.z_tilde).sum(axis=1)
+    d_y_tilde = d_y_raw * view.scale[:, None, None]
+    d_z_tilde = d_z_raw * view.scale[:, None]
+    d_in = group.net.backward(d_z_tilde[:, group.joints], c_back, params, grads)   # G(Y~)
+    d_y_tilde[:, group.joints] += d_in.reshape(n, k, 2)
+    return l2d, d_y_tilde, d_scale
+
+
+def ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng=None):
+    """L90 of one group (TIPS eqs. 3-5): three more calls G(u, y) that should give
+    t. Each call's backward follows its forward, so its cache goes at once (the
+    caches of G(Y) and G(Y~) stay alive throughout). (du/dz_hat, dt/dz_hat) carry
+    the gradient into z_hat, which u or t contain: it is added into d_z (N, k).
+    Returns L90."""
+    xp = get_array_module(pose_2d)
+    n, k = len(pose_2d), len(group.joints)
+    x, y, z = pose_2d[:, group.joints, 0], pose_2d[:, group.joints, 1], z_hat[:, group.joints]
+    l90 = 0.0
+    for u, t, du_dz, dt_dz in ((z, -x, 1, 0), (-z, x, -1, 0), (-x, -z, 0, -1)):
+        z_turned, c_turned = group.net.forward(params, xp.stack([u, y], axis=-1).reshape(n, -1), True, None, rng)
+        loss, d_turned, d_t = ninety_degree_loss(z_turned, t)
+        l90 = l90 + loss
+        d_in = group.net.backward(W_90 * d_turned, c_turned, params, grads).reshape(n, k, 2)[..., 0]
+        d_z += du_dz * d_in + dt_dz * W_90 * d_t
+    return l90
 
 
 def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce"):
@@ -145,12 +208,13 @@ def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce")
 
 
 def train_step(gen, disc, params, state, opt, pose_2d, azimuth, elevation, flip, gan="bce",
-               perspective=None):
+               perspective=None, rng=None):
     """One step of both networks: every gradient, then one Adam update. The
     random views and label flips (N,) are drawn by the caller (draw_randomness)
-    and live where pose_2d lives, so a GPU step copies nothing from the host."""
+    and live where pose_2d lives, so a GPU step copies nothing from the host;
+    rng draws dropout masks, if any."""
     R = rotation_matrices(azimuth, elevation, pose_2d.dtype)
     grads = {}
-    losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective)
+    losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective, rng)
     opt.step(params, grads)
     return losses

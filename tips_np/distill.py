@@ -6,12 +6,13 @@ where z_hat_i comes from whichever teacher (torso or legs generator) lifts keypo
 from .losses import distillation_loss
 
 
-def distill_step(student, params, state, opt, pose_2d, z_teacher):
-    """One Adam step of the student on a batch; z_teacher (N, 17) is precomputed."""
-    z, caches = student.lift(params, pose_2d, True, state)
+def distill_step(student, params, state, opt, pose_2d, z_teacher, rng=None):
+    """One Adam step of the student on a batch; z_teacher (N, 17) is precomputed;
+    rng draws dropout masks, if any."""
+    z, caches = student.lift(params, pose_2d, True, state, rng)
     loss, d_z = distillation_loss(z[:, 1:], z_teacher[:, 1:])
     grads = {}
-    (_, _, net), = student.groups
-    net.backward(d_z, caches[0], params, grads)
+    group, = student.groups
+    group.net.backward(d_z, caches[0], params, grads)
     opt.step(params, grads)
     return {"distill": loss}

@@ -12,13 +12,14 @@ import h5py
 import numpy as np
 
 from .atomic import atomic_write
+from .errors import TipsError
 from .skeleton import (ACTION_FROM_FILE, ACTIONS, CAMERA_IDS, FIVE_LIMBS, H36M_INDEX, JOINTS,
                        PARTS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS)
 
 MIN_DEPTH_MM = 1000.0  # a joint nearer than 1 m (or behind) the camera means bad data
 
 
-class DataError(ValueError):
+class DataError(TipsError):
     """Bad input data; the message names the file and what was expected."""
 
 

@@ -19,14 +19,16 @@ import numpy as np
 
 from .atomic import atomic_write
 from .dataset import normalise_2d
+from .errors import TipsError
 from .geometry import compose
 from .model import predict_depths
+from .orientation import per_pose_correction
 from .skeleton import JOINTS
 
 INPUTS, OUTPUTS = (".json", ".csv", ".npy"), (".json", ".npy")
 
 
-class LiftError(ValueError):
+class LiftError(TipsError):
     """Bad user input; the message names the file and what was expected."""
 
 
@@ -100,10 +102,13 @@ def check_poses(arr, path):
     return arr
 
 
-def lift_poses(gen, params, state, pose_px):
-    """Pixel poses (N, 17, 2) -> (normalised 3D (N, 17, 3), pixel-scale 3D (N, 17, 3))."""
+def lift_poses(gen, params, state, pose_px, per_pose_sign=False):
+    """Pixel poses (N, 17, 2) -> (normalised 3D (N, 17, 3), pixel-scale 3D (N, 17, 3)).
+    per_pose_sign: the per-pose correction of orientation.py."""
     pose_2d, scale = normalise_2d(pose_px)
     z_hat = predict_depths(gen, params, state, pose_2d.astype(np.float32)).astype(np.float64)
+    if per_pose_sign:
+        z_hat = per_pose_correction(pose_2d, z_hat)[0]
     pose_3d = compose(pose_2d, z_hat)
     pixels = pose_3d * scale[:, None, None]
     pixels[..., :2] += pose_px[:, :1]

@@ -7,9 +7,12 @@ sharing nothing. 'full' and split-and-recombine are one group over all 16
 keypoints; split-and-recombine's net encodes each part separately and a
 combining network predicts every depth from the concatenated features.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .backend import get_array_module, to_numpy
+from .errors import TipsError
 from .nn.mlp import MLP
 from .skeleton import KEYPOINTS, PARTS
 
@@ -19,6 +22,10 @@ from .skeleton import KEYPOINTS, PARTS
 # adversarial loss can shape them: on the sample, P-MPJPE stayed at ~345 mm after
 # 6 epochs, against ~150 mm (mirrored ~93 mm) with the small start.
 OUT_SCALE = 0.01
+
+
+class ConfigError(TipsError):
+    """A combination of options that describes no model."""
 
 
 def init_networks(nets, rng, dtype=np.float32):
@@ -76,16 +83,24 @@ class SplitCombine:
         return dx
 
 
+class Group(NamedTuple):
+    """One generator network and the keypoints it lifts (and is judged on)."""
+    name: str
+    joints: list
+    net: object
+
+
 def _build_groups(parts, combine, width, blocks, activation, dropout):
     if parts == ["full"]:
-        return [("full", KEYPOINTS, MLP("G/full", 32, width, blocks, 16, activation, "tanh", dropout, OUT_SCALE))]
+        return [Group("full", KEYPOINTS, MLP("G/full", 32, width, blocks, 16, activation, "tanh", dropout,
+                                             OUT_SCALE))]
     if combine:
         enc_blocks = max(blocks // 2, 1)
         net = SplitCombine("G/combine", parts, width, width, enc_blocks, blocks - enc_blocks,
                            activation, dropout)
-        return [("combine", KEYPOINTS, net)]
-    return [(p, PARTS[p], MLP(f"G/{p}", 2 * len(PARTS[p]), width, blocks, len(PARTS[p]),
-                              activation, "tanh", dropout, OUT_SCALE)) for p in parts]
+        return [Group("combine", KEYPOINTS, net)]
+    return [Group(p, PARTS[p], MLP(f"G/{p}", 2 * len(PARTS[p]), width, blocks, len(PARTS[p]),
+                                   activation, "tanh", dropout, OUT_SCALE)) for p in parts]
 
 
 def count_params(nets):
@@ -105,19 +120,22 @@ class Generator:
     def __init__(self, parts, combine=False, width=256, blocks=2, activation="relu",
                  dropout=0.0, match_params=False):
         self.parts, self.combine, self.blocks = list(parts), bool(combine), blocks
+        if self.combine and self.parts == ["full"]:
+            raise ConfigError("--combine needs a split representation (torso,legs or the five limbs): "
+                              "the full pose has no parts to recombine")
         self.width = width
         if match_params and self.parts != ["full"]:
             def n(parts, w):
-                return count_params(g[2] for g in _build_groups(parts, combine, w, blocks, activation, dropout))
+                return count_params(g.net for g in _build_groups(parts, combine, w, blocks, activation, dropout))
             target = n(["full"], width)
             self.width = min(range(8, 2 * width + 1, 8), key=lambda w: abs(target - n(self.parts, w)))
         self.groups = _build_groups(self.parts, combine, self.width, blocks, activation, dropout)
 
     def n_params(self):
-        return count_params(g[2] for g in self.groups)
+        return count_params(g.net for g in self.groups)
 
     def init(self, rng, dtype=np.float32):
-        return init_networks([net for _, _, net in self.groups], rng, dtype)
+        return init_networks([g.net for g in self.groups], rng, dtype)
 
     def lift(self, params, pose_2d, train=True, state=None, rng=None):
         """Eq. 1: pose_2d (N, 17, 2) -> z_hat (N, 17) (root depth 0), caches per group."""

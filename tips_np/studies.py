@@ -13,18 +13,56 @@ predicted depth moves. A model whose depth j ignores keypoint i has a zero in
 the sensitivity matrix at (i, j).
 """
 import csv
+import os
 
 import numpy as np
 
+from . import checkpoint, dataset
 from .atomic import atomic_write
+from .errors import TipsError
 from .model import predict_depths
 from .skeleton import JOINTS, KEYPOINTS
 
 SIGN_RESOLVED = " (oracle: better sign by test 3D)"
+NO_PLOT = "no plot: matplotlib is not installed (pip install -e '.[plot]')"
+
+
+class StudyError(TipsError):
+    """Runs that cannot be summarised together."""
 FACTORS = np.round(np.arange(-0.95, 1.05 + 1e-9, 0.01), 2)  # the keypoint is scaled by 1 + f
 
 
 # ---------------------------------------------------------------- stability
+
+def stability_study(representations, seeds, epochs, window, out, options, progressbar=None, echo=print):
+    """Train each representation (a parts list) with seeds 0..seeds-1 under the
+    same options, in out/<parts>/seed<k>; finished runs are reused, unfinished
+    ones resumed. Returns {name: summary} (each also sign-resolved, an oracle) and
+    the files written (stability.csv, and stability.png with matplotlib)."""
+    from .train import train
+    summaries = {}
+    for parts in representations:
+        name = "+".join(parts) + ("-combine" if options.get("combine") else "")
+        logs = []
+        for seed in range(seeds):
+            run = os.path.join(out, name, f"seed{seed}")
+            started = os.path.exists(os.path.join(run, "checkpoint.h5"))
+            if started and checkpoint.load(run)["epoch"] >= epochs:
+                echo(f"{name} seed {seed}: finished before, reused")
+            else:
+                echo(f"{name} seed {seed}: {'resuming' if started else 'training'}")
+                train(dict(parts=parts, seed=seed, epochs=epochs, **options), run, started,
+                      echo=lambda m: None, progressbar=progressbar)
+            logs.append(os.path.join(run, "log.csv"))
+        summaries[name] = summarise_stability([read_curve(p) for p in logs], window)
+        summaries[name + SIGN_RESOLVED] = summarise_stability([read_curve(p, True) for p in logs], window)
+    written = [os.path.join(out, "stability.csv")]
+    write_stability_csv(written[0], summaries)
+    if plotting() is not None:
+        written.append(os.path.join(out, "stability.png"))
+        plot_stability(written[1], summaries)
+    return summaries, written
+
 
 def read_curve(log_path, sign_resolved=False):
     """(epochs, P-MPJPE) of one run's log.csv (epochs without evaluation skipped);
@@ -47,7 +85,8 @@ def summarise_stability(curves, window=0.4):
     epochs = curves[0][0]
     for e, _ in curves:
         if not np.array_equal(e, epochs):
-            raise ValueError("the runs were evaluated at different epochs")
+            raise StudyError("the runs were evaluated at different epochs (was --eval-every changed "
+                             "between runs of one study?)")
     errors = np.stack([c for _, c in curves])                  # (seeds, epochs)
     late = epochs > epochs[-1] * (1 - window)
     return {
@@ -58,6 +97,14 @@ def summarise_stability(curves, window=0.4):
         "best": (float(errors.min(1).mean()), float(errors.min(1).std())),
         "seeds": len(curves),
     }
+
+
+def format_stability(summaries):
+    """One line per summary: last epoch, the late window and the best epoch, mean +- std."""
+    return "\n".join(
+        f"  {name:48s} last {s['last'][0]:6.1f} +- {s['last'][1]:4.1f}   "
+        f"epochs {s['window_epochs'][0]}-{s['window_epochs'][1]} {s['window'][0]:6.1f} +- {s['window'][1]:4.1f}   "
+        f"best {s['best'][0]:6.1f} +- {s['best'][1]:4.1f}" for name, s in summaries.items())
 
 
 def write_stability_csv(path, summaries):
@@ -96,6 +143,28 @@ def sensitivity(gen, params, state, pose_2d, factors=FACTORS, batch_size=8192, p
         if progress:
             progress(1)
     return curves.mean(axis=1), curves
+
+
+def correlation_study(model, pair, poses, data=None, xp=np, out=None, progress=None, echo=print):
+    """The sensitivity study of one trained model on a seeded subset of `poses`
+    test poses; pair = (moved keypoint, depth) names the curves drawn. Writes
+    correlations.csv, correlations_pair.csv (and correlations.png with
+    matplotlib) into `out` (default: the model's run folder). Returns (matrix,
+    files written)."""
+    ckpt = checkpoint.load(model)
+    gen, params, state = checkpoint.load_model(ckpt, xp, echo)
+    test = dataset.load(data or ckpt["config"].get("data"), "test")
+    pick = np.sort(np.random.default_rng(0).permutation(len(test))[:poses])
+    matrix, curves = sensitivity(gen, params, state, test.pose_2d[pick], progress=progress)
+    out = out or (model if os.path.isdir(model) else os.path.dirname(model))
+    os.makedirs(out, exist_ok=True)
+    written = [os.path.join(out, name) for name in ("correlations.csv", "correlations_pair.csv")]
+    write_matrix_csv(written[0], matrix)
+    write_pair_csv(written[1], curves, *pair)
+    if plotting() is not None:
+        written.append(os.path.join(out, "correlations.png"))
+        plot_correlations(written[2], matrix, curves, pair, os.path.basename(os.path.normpath(out)))
+    return matrix, written
 
 
 def write_matrix_csv(path, matrix):

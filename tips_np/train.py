@@ -13,6 +13,7 @@ from .atomic import atomic_write
 from .backend import to_device, to_numpy, use_device
 from .cycle import draw_randomness, train_step
 from .distill import distill_step
+from .errors import TipsError
 from .evaluate import evaluate_depths
 from .model import build, init_networks, predict_depths
 from .nn.adam import Adam
@@ -25,7 +26,7 @@ DEFAULTS = dict(
 )
 
 
-class Diverged(RuntimeError):
+class Diverged(TipsError):
     """A loss became NaN or infinite."""
 
 
@@ -51,7 +52,6 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     context manager with .update(n, text) (click's), or None for silence."""
     config = {**DEFAULTS, **config}
     xp = use_device(config["device"])
-    os.makedirs(run_dir, exist_ok=True)
     ckpt_path, log_path = os.path.join(run_dir, "checkpoint.h5"), os.path.join(run_dir, "log.csv")
     if resume:  # the run's own configuration; only the epochs and the device may change
         ckpt = checkpoint.load(ckpt_path)
@@ -81,13 +81,14 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
 
         def step(idx, azimuth, elevation, flip):
-            return distill_step(gen, params, state, opt, train_2d[idx], z_teacher[idx])
+            return distill_step(gen, params, state, opt, train_2d[idx], z_teacher[idx], rng)
         critic = f"distilled from {config['teacher']} ({teacher.n_params():,} parameters)"
     else:
         def step(idx, azimuth, elevation, flip):
             return train_step(gen, disc, params, state, opt, train_2d[idx], azimuth, elevation, flip,
-                              config["gan"], config["perspective"])
+                              config["gan"], config["perspective"], rng)
         critic = f"discriminator {disc.n_params():,}"
+    os.makedirs(run_dir, exist_ok=True)  # only now that the data, the teachers and any checkpoint loaded
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
          f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
          f"{gen.n_params():,} parameters; {critic}; "
