@@ -176,3 +176,31 @@ def test_loader_refuses_a_file_that_is_not_prepared_data(tmp_path):
         dataset.load(str(bad))
     with pytest.raises(h36m.DataError, match="not found"):
         dataset.load(str(tmp_path / "absent.h5"))
+
+
+def test_prepare_data_with_distortion_end_to_end(tmp_path):
+    """--distortion applies the Brown-Conrady model to the stored camera-frame pose."""
+    root = _tiny_tree(tmp_path)
+    _swap_yz(root)
+    k, p = np.array([-0.2, 0.1, -0.01]), np.array([0.003, -0.002])
+    with h5py.File(root / "cameras.h5", "a") as f:
+        for key in list(f):
+            for c in f[key]:
+                f[f"{key}/{c}/k"][...] = k[:, None]
+                f[f"{key}/{c}/p"][...] = p[:, None]
+    outs = {}
+    for flag in ("--distortion", "--no-distortion"):
+        outs[flag] = str(tmp_path / f"{flag}.h5")
+        r = CliRunner().invoke(main, ["prepare-data", "--h36m", str(root), "--out", outs[flag], "--subjects", "1,9",
+                                      flag])
+        assert r.exit_code == 0, r.output
+    with h5py.File(outs["--distortion"], "r") as f, h5py.File(outs["--no-distortion"], "r") as g:
+        assert f.attrs["distortion"] and not g.attrs["distortion"]
+        np.testing.assert_array_equal(f["pose_3d"][()], g["pose_3d"][()])
+        x, y = (f["pose_3d"][..., i] / f["pose_3d"][..., 2] for i in (0, 1))
+        r2 = x * x + y * y
+        radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
+        xd = x * radial + 2 * p[0] * x * y + p[1] * (r2 + 2 * x * x)
+        yd = y * radial + p[0] * (r2 + 2 * y * y) + 2 * p[1] * x * y
+        np.testing.assert_allclose(f["pose_2d"][()], np.stack([1145 * xd + 512, 1144 * yd + 515], -1), rtol=1e-5)
+        assert np.abs(f["pose_2d"][()] - g["pose_2d"][()]).max() > 1   # pixels moved

@@ -22,13 +22,40 @@ def test_the_walkthrough_has_snippets_of_both_kinds():
     assert kinds.count("python") >= 8 and kinds.count("bash") >= 3
 
 
+def excerpt_mismatch(code, source):
+    """None if every run of lines between '...' elisions of `code` stands
+    contiguously in `source` (lines compared without their indentation), each run
+    after the one before; else the first run that does not."""
+    lines, start = [line.strip() for line in source.splitlines()], 0
+    runs = [[]]
+    for line in code.splitlines():
+        if line.strip() == "...":
+            runs.append([])
+        else:
+            runs[-1].append(line.strip())
+    for run in filter(None, runs):
+        found = next((i for i in range(start, len(lines) - len(run) + 1) if lines[i:i + len(run)] == run), None)
+        if found is None:
+            return "\n".join(run)
+        start = found + len(run)
+    return None
+
+
 def test_excerpts_match_the_code():
     for b in blocks():
         if b["source"]:
             with open(os.path.join(ROOT, b["source"])) as f:
-                source = {line.strip() for line in f}
-            for line in b["code"].splitlines():
-                assert not line.strip() or line.strip() in source, f"{b['source']}: {line.strip()!r}"
+                mismatch = excerpt_mismatch(b["code"], f.read())
+            assert mismatch is None, f"{b['source']} has no contiguous block:\n{mismatch}"
+
+
+def test_a_dropped_or_reordered_excerpt_line_is_caught():
+    source = "def f(x):\n    a = 1\n    b = 2\n    return a + b\n"
+    assert excerpt_mismatch("def f(x):\n    a = 1\n    b = 2", source) is None
+    assert excerpt_mismatch("def f(x):\n    ...\n    return a + b", source) is None
+    assert excerpt_mismatch("def f(x):\n    b = 2", source) is not None          # a line dropped
+    assert excerpt_mismatch("    b = 2\n    a = 1", source) is not None          # reordered
+    assert excerpt_mismatch("    b = 2\n    ...\n    a = 1", source) is not None  # runs out of order
 
 
 def test_every_snippet_runs(tmp_path):

@@ -3,7 +3,10 @@
 For each sequence and each of the subject's 4 cameras:
     X_cam = R (X_world - T)                  (R as stored, transposed on reading)
     u = f * X_cam[:2] / X_cam[2] + c          (pinhole projection, pixels)
-with, optionally, the radial/tangential distortion of 3d-pose-baseline.
+with, optionally, the cameras' radial/tangential distortion (Brown-Conrady):
+    x_d = x (1 + k1 r^2 + k2 r^4 + k3 r^6) + 2 p1 x y + p2 (r^2 + 2 x^2), y_d likewise.
+3d-pose-baseline's project_point_radial has the terms 2 p1 x y and 2 p2 x^2 once,
+not twice; this module follows the model, not that code.
 """
 import os
 import re
@@ -68,7 +71,7 @@ def project(X_world, cam, distortion=False):
     """World joints (T, J, 3) -> camera-frame joints (T, J, 3) and pixels (T, J, 2)."""
     X_cam = (X_world - cam["T"]) @ cam["R"].T
     xy = X_cam[..., :2] / X_cam[..., 2:]
-    if distortion:  # as in 3d-pose-baseline's project_point_radial
+    if distortion:
         r2 = np.sum(xy ** 2, axis=-1, keepdims=True)
         k, p = cam["k"], cam["p"]
         radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
