@@ -63,3 +63,17 @@ def test_adam_kernel(cp):
     close(gp, p)
     close(gm, m)
     close(gv, v)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "tanh", "sigmoid"])
+def test_activation_kernels_treat_nan_and_infinity_as_numpy(cp, name):
+    """A diverging run must stop on a GPU as on a CPU: NaN and infinity come out alike."""
+    fwd, bwd = activations.ACTIVATIONS[name]
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -1.0, 2.0], np.float32)
+    x = np.stack([special, special[::-1]])
+    y = fwd(x)
+    close(fwd(cp.asarray(x)), y)
+    for dy in (np.full_like(x, np.nan), np.full_like(x, np.inf), np.ones_like(x)):
+        with np.errstate(invalid="ignore"):
+            ref = bwd(dy, y)
+        close(bwd(cp.asarray(dy), cp.asarray(y)), ref)

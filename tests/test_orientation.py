@@ -8,7 +8,6 @@ from tips_np.distill import distill_step
 from tips_np.geometry import compose, rotation_matrices
 from tips_np.model import Generator, make_discriminator
 from tips_np.nn.adam import Adam
-from tips_np.train import flatten_losses
 from tips_np.orientation import (TESTS, decide, flip_group, orient, orientation_poses,
                                  per_pose_correction, pass_rates)
 
@@ -49,7 +48,7 @@ def test_a_flip_negates_a_groups_depths_exactly(rng, parts, combine):
 def step_losses(gen, disc, params, pose, azimuth, elevation):
     R = rotation_matrices(azimuth, elevation, np.float64)
     flip = np.arange(len(pose)) % 4 == 0
-    losses = flatten_losses(cycle.adversarial_step(gen, disc, params, pose, R, flip, {}))
+    losses = cycle.flatten_losses(cycle.adversarial_step(gen, disc, params, pose, R, flip, {}))
     return {k: float(v) for k, v in losses.items()}
 
 

@@ -252,3 +252,17 @@ def test_match_params_narrows_each_split_representation_to_the_full_pose_count(t
     n_full = Generator(["full"], width=64, blocks=1).n_params()
     n_split = Generator(["torso", "legs"], width=64, blocks=1, match_params=True).n_params()
     assert r.exit_code == 0 and f"{n_split:,} parameters" in r.output and abs(n_split - n_full) / n_full < 0.06
+
+
+def test_the_step_comparison_across_devices_runs_on_numpy_alone():
+    from tips_np.bench import compare_step
+    r = compare_step("cpu", width=16, blocks=1, batch=64)
+    assert r["max_loss_rel_diff"] == 0 and r["max_param_rel_diff"] == 0  # same device, same numbers
+
+
+def test_the_first_gpu_run_without_a_gpu_is_a_clear_error(tmp_path):
+    from tips_np.backend import gpu_status
+    if gpu_status()[0]:
+        pytest.skip("a GPU is present")
+    r = CliRunner().invoke(main, ["first-gpu-run", "--out", str(tmp_path / "r.json")])
+    assert r.exit_code == 1 and "needs a GPU" in r.output and not (tmp_path / "r.json").exists()

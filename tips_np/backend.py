@@ -83,27 +83,40 @@ def gpu_pool_bytes():
     return 0 if _cupy is None else int(_cupy.get_default_memory_pool().total_bytes())
 
 
+KERNELS = []  # every kernel the package declares (tests/test_kernel_compile.py compiles each)
+
+
 class _LazyKernel:
     """A CuPy kernel compiled on its first call, so that importing a module that
-    declares kernels needs no CuPy."""
+    declares kernels needs no CuPy. `scalars` names the in-params its call sites
+    pass as scalars, `ndim` the rank of the arrays it is launched with (1 where
+    every array has one shape: CuPy collapses contiguous dimensions; 2 where (D,)
+    vectors broadcast against (N, D) or a reduction runs over axis 0)."""
 
-    def __init__(self, kind, *args, **kwargs):
-        self.kind, self.args, self.kwargs, self._kernel = kind, args, kwargs, None
+    def __init__(self, kind, args, name, scalars=(), ndim=1):
+        self.kind, self.args, self.name, self.scalars, self.ndim = kind, args, name, tuple(scalars), ndim
+        self._kernel = None
+        KERNELS.append(self)
+
+    def declare(self, cupy):
+        """The cupy.ElementwiseKernel or cupy.ReductionKernel object (no device needed)."""
+        return getattr(cupy, self.kind)(*self.args, name=self.name)
 
     def __call__(self, *arrays, **kwargs):
         if self._kernel is None:
             if _cupy is None:
                 raise DeviceError("a CuPy kernel was called before use_device('cuda')")
-            self._kernel = getattr(_cupy, self.kind)(*self.args, **self.kwargs)
+            self._kernel = self.declare(_cupy)
         return self._kernel(*arrays, **kwargs)
 
 
-def elementwise(in_params, out_params, operation, name):
+def elementwise(in_params, out_params, operation, name, scalars=(), ndim=1):
     """Declare a ``cupy.ElementwiseKernel`` (compiled when first called)."""
-    return _LazyKernel("ElementwiseKernel", in_params, out_params, operation, name)
+    return _LazyKernel("ElementwiseKernel", (in_params, out_params, operation), name, scalars, ndim)
 
 
 def reduction(in_params, out_params, map_expr, reduce_expr, post_map_expr, identity, name):
-    """Declare a ``cupy.ReductionKernel`` (compiled when first called)."""
-    return _LazyKernel("ReductionKernel", in_params, out_params, map_expr, reduce_expr,
-                       post_map_expr, identity, name)
+    """Declare a ``cupy.ReductionKernel`` over axis 0 of (N, D) arrays (compiled
+    when first called)."""
+    return _LazyKernel("ReductionKernel", (in_params, out_params, map_expr, reduce_expr, post_map_expr,
+                                           identity), name, ndim=2)

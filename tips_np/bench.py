@@ -8,16 +8,20 @@ step's time is the share of the step spent in matrix products. Achieved GFLOP/s
 device's plain large matrix product.
 """
 import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
+import traceback
 
 import numpy as np
 
 from . import backend
 from .atomic import atomic_write
 from .backend import to_device
-from .cycle import draw_randomness, train_step
+from .cycle import draw_randomness, flatten_losses, train_step
 from .model import Generator, init_networks, make_discriminator
 from .nn import dense, mlp
 from .nn.adam import Adam
@@ -82,8 +86,9 @@ def time_matmuls(step, repeats=2):
     return shapes[:len(shapes) // repeats], seconds[0] / repeats
 
 
-def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
-          steps=5, warmup=2, seed=0, echo=print):
+def one_step_setup(device, parts, width, blocks, batch, seed=0):
+    """Networks, optimiser and one batch of random poses and views on `device`,
+    all drawn from `seed`. Returns (step(), params): step() runs one training step."""
     xp = backend.use_device(device)
     rng = np.random.default_rng(seed)
     gen, disc = Generator(list(parts), width=width, blocks=blocks), make_discriminator(width, blocks)
@@ -97,7 +102,32 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     views = [xp.asarray(r) for r in draw_randomness(rng, batch, np.pi)]
 
     def step():
-        train_step(gen, disc, params, state, opt, pose, *views)
+        return train_step(gen, disc, params, state, opt, pose, *views)
+    return step, params
+
+
+def compare_step(device="cuda", parts=("torso", "legs"), width=128, blocks=2, batch=512, seed=0):
+    """One training step from the same weights, poses and views on NumPy and on
+    `device`. Returns the largest relative difference of a loss, and of an updated
+    parameter (norm of the difference over the NumPy parameter's norm)."""
+    out = {}
+    for dev in ("cpu", device):
+        step, params = one_step_setup(dev, parts, width, blocks, batch, seed)
+        losses = {k: float(backend.to_numpy(v)) for k, v in flatten_losses(step()).items()}
+        out[dev] = losses, {k: backend.to_numpy(v).astype(np.float64) for k, v in params.items()}
+    (l_cpu, p_cpu), (l_dev, p_dev) = out["cpu"], out[device]
+    return {
+        "device": device, "width": width, "blocks": blocks, "batch": batch,
+        "max_loss_rel_diff": max(abs(l_dev[k] - v) / max(abs(v), 1e-12) for k, v in l_cpu.items()),
+        "max_param_rel_diff": max(float(np.linalg.norm(p_dev[k] - v) / max(np.linalg.norm(v), 1e-12))
+                                  for k, v in p_cpu.items()),
+    }
+
+
+def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
+          steps=5, warmup=2, seed=0, echo=print):
+    xp = backend.use_device(device)
+    step, _ = one_step_setup(device, parts, width, blocks, batch, seed)
 
     echo(f"warming up ({warmup} steps)")
     _timed(step, warmup)
@@ -137,3 +167,44 @@ def format_report(r):
             f"{r['fraction_of_plain'] * 100:.1f} % of a plain matmul ({r['plain_matmul_gflops']:.1f} GFLOP/s)\n"
             f"peak memory  {r['peak_rss_mb']:9.0f} MB RSS" +
             (f", {r['gpu_pool_peak_mb']:.0f} MB GPU pool" if r["device"] == "cuda" else ""))
+
+
+def first_gpu_run(data, run_dir, echo=print):
+    """Everything that needs a GPU, in one go, for the first machine that has one:
+    the kernel tests (compiled and against NumPy), one training step on CuPy
+    against NumPy, bench at the papers' scale (width 1024, 4 blocks, batch 8192),
+    and one training epoch at that scale on `data`. A stage that fails is
+    recorded with its traceback and the next one still runs. Returns the report."""
+    from .train import train
+    ok, reason = backend.gpu_status()
+    if not ok:
+        raise backend.DeviceError(f"the first GPU run needs a GPU: {reason}")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def kernel_tests():
+        tests = [os.path.join(root, "tests", t) for t in ("test_kernels.py", "test_kernel_compile.py")]
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", *tests], capture_output=True, text=True,
+                           cwd=root)
+        return {"exit_code": r.returncode, "output_tail": r.stdout[-3000:] + r.stderr[-1000:]}
+
+    def epoch():
+        start = time.time()
+        config = dict(width=1024, blocks=4, batch_size=8192, epochs=1, device="cuda", data=data)
+        _, result = train(config, run_dir, echo=echo)
+        return {"seconds": time.time() - start, "data": data, "run": run_dir,
+                "p_mpjpe": result["P-MPJPE"]["Average"], "p_mpjpe_reflection": result["P-MPJPE reflection allowed"]["Average"]}
+
+    stages = {
+        "kernel_tests": kernel_tests,
+        "step_cuda_vs_numpy": lambda: compare_step("cuda"),
+        "bench_paper_scale": lambda: bench("cuda", ("torso", "legs"), 1024, 4, 8192, steps=3, warmup=1, echo=echo),
+        "epoch_paper_scale": epoch,
+    }
+    report = {}
+    for name, stage in stages.items():
+        echo(f"first GPU run: {name}")
+        try:
+            report[name] = stage()
+        except Exception:  # noqa: BLE001 - a diagnostic run records every failure and goes on
+            report[name] = {"error": traceback.format_exc()}
+    return report

@@ -311,5 +311,22 @@ def bench(device, parts, width, blocks, batch, steps, warmup, out):
     click.echo(format_report(report) + f"\nwritten to {out}")
 
 
+@main.command("first-gpu-run")
+@click.option("--data", type=click.Path(dir_okay=False), default="data/h36m_full.h5", show_default=True,
+              help="Prepared file for the paper-scale epoch (python cli.py prepare-data --h36m ...).")
+@click.option("--out", default="gpu_report.json", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--run", default="runs/first-gpu-epoch", show_default=True, type=click.Path(file_okay=False))
+def first_gpu_run(data, out, run):
+    """On a machine with a GPU: the kernel tests, one training step on CuPy
+    against NumPy, bench at width 1024 / 4 blocks / batch 8192, and one epoch at
+    that scale, in one JSON report."""
+    from .bench import first_gpu_run as run_all
+    from .bench import write_report
+    report = run_all(data, run, click.echo)
+    write_report(out, report)
+    failed = [name for name, r in report.items() if "error" in r or r.get("exit_code")]
+    click.echo(f"written to {out}" + (f"; failed: {', '.join(failed)}" if failed else "; every stage ran"))
+
+
 if __name__ == "__main__":
     main()

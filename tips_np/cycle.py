@@ -195,6 +195,17 @@ def ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng=Non
     return l90
 
 
+def flatten_losses(losses):
+    """{'D': l, 'torso': {'adv': l, ...}} -> {'D': l, 'torso/adv': l, ...}"""
+    out = {}
+    for g, terms in losses.items():
+        if isinstance(terms, dict):
+            out.update({f"{g}/{t}": v for t, v in terms.items()})
+        else:
+            out[g] = terms
+    return out
+
+
 def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce"):
     """The discriminator's loss (eq. 6) on real Y against the fixed Y~, from its
     forward on [Y; Y~]; the labels of the samples where `flip` (N,) is set are

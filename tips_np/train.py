@@ -11,7 +11,7 @@ import numpy as np
 from . import checkpoint, dataset
 from .atomic import atomic_write
 from .backend import to_device, to_numpy, use_device
-from .cycle import draw_randomness, train_step
+from .cycle import draw_randomness, flatten_losses, train_step
 from .distill import distill_step
 from .errors import TipsError
 from .evaluate import evaluate_depths
@@ -34,17 +34,6 @@ def mean_losses(history):
     """Average the logged 0-d loss arrays of an epoch (one read-back to the host)."""
     keys = history[0].keys()
     return {k: float(np.mean([to_numpy(h[k]) for h in history])) for k in keys}
-
-
-def flatten_losses(losses):
-    """{'D': l, 'torso': {'adv': l, ...}} -> {'D': l, 'torso/adv': l, ...}"""
-    out = {}
-    for g, terms in losses.items():
-        if isinstance(terms, dict):
-            out.update({f"{g}/{t}": v for t, v in terms.items()})
-        else:
-            out[g] = terms
-    return out
 
 
 def train(config, run_dir, resume=False, echo=print, progressbar=None):

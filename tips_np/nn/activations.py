@@ -2,7 +2,11 @@
 backward needs (every derivative here can be written in terms of y).
 
 Under each NumPy expression sits the fused CuPy kernel that replaces it on a GPU:
-same maths, same names. tests/test_kernels.py compares the two.
+same maths, same names, and the same answer for NaN and infinity (a diverging run
+must stop on either device). Contract of every kernel here: arrays of one shape
+(CuPy launches them flat), float32 or float64 (T); slope is a scalar of type T.
+tests/test_kernels.py compares the two on a GPU; tests/test_kernel_compile.py
+compiles every kernel without one.
 """
 import numpy as np
 
@@ -17,7 +21,8 @@ def relu_forward(x):
     return np.maximum(x, 0)
 
 
-relu_forward_kernel = elementwise("T x", "T y", "y = x > (T)0 ? x : (T)0", "relu_forward")
+# x < 0 ? 0 : x keeps NaN as np.maximum does (x > 0 ? x : 0 would turn it into 0)
+relu_forward_kernel = elementwise("T x", "T y", "y = x < (T)0 ? (T)0 : x", "relu_forward")
 
 
 def relu_backward(dy, y):
@@ -26,7 +31,9 @@ def relu_backward(dy, y):
     return dy * (y > 0)
 
 
-relu_backward_kernel = elementwise("T dy, T y", "T dx", "dx = y > (T)0 ? dy : (T)0", "relu_backward")
+# dy times a 0/1 mask, as NumPy: a NaN or infinite dy where y <= 0 gives NaN, not 0
+relu_backward_kernel = elementwise(
+    "T dy, T y", "T dx", "dx = dy * (y > (T)0 ? (T)1 : (T)0)", "relu_backward")
 
 
 def leaky_relu_forward(x, slope=LEAKY_SLOPE):
@@ -36,7 +43,7 @@ def leaky_relu_forward(x, slope=LEAKY_SLOPE):
 
 
 leaky_relu_forward_kernel = elementwise(
-    "T x, T slope", "T y", "y = x > (T)0 ? x : x * slope", "leaky_relu_forward")
+    "T x, T slope", "T y", "y = x > (T)0 ? x : x * slope", "leaky_relu_forward", scalars=("slope",))
 
 
 def leaky_relu_backward(dy, y, slope=LEAKY_SLOPE):
@@ -47,7 +54,7 @@ def leaky_relu_backward(dy, y, slope=LEAKY_SLOPE):
 
 
 leaky_relu_backward_kernel = elementwise(
-    "T dy, T y, T slope", "T dx", "dx = y > (T)0 ? dy : dy * slope", "leaky_relu_backward")
+    "T dy, T y, T slope", "T dx", "dx = y > (T)0 ? dy : dy * slope", "leaky_relu_backward", scalars=("slope",))
 
 
 def tanh_forward(x):

@@ -49,9 +49,11 @@ def adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, eps):
     p -= denom                            # p -= lr / (1 - b1^t) * m / denom
 
 
+# Contract: g, p, m, v of one shape (launched flat), float32 or float64 (T); the
+# five coefficients are scalars of type T; p, m, v are updated in place.
 adam_update_kernel = elementwise(
     "T g, T b1, T b2, T step_size, T bias2_sqrt, T eps", "T p, T m, T v",
     """m = b1 * m + ((T)1 - b1) * g;
        v = b2 * v + ((T)1 - b2) * g * g;
        p -= step_size * m / (sqrt(v) / bias2_sqrt + eps)""",
-    "adam_update")
+    "adam_update", scalars=("b1", "b2", "step_size", "bias2_sqrt", "eps"))

@@ -9,6 +9,9 @@ A network is called several times per training step on different inputs; the
 caller decides which calls update the running statistics (see nn/mlp.py).
 
 Under each NumPy expression sits the fused CuPy kernel that replaces it on a GPU.
+Contract of every kernel here: x, dy, x_hat, y are (N, D); mean, inv_std, gamma,
+beta, scale, mean_dy, mean_dy_xhat are (D,) vectors broadcast over the batch; the
+reductions run over axis 0 and give (D,); float32 or float64 (T).
 """
 import numpy as np
 
@@ -57,7 +60,7 @@ batchnorm_variance_kernel = reduction(  # mean over the batch of (x - mean)^2, n
 batchnorm_forward_kernel = elementwise(
     "T x, T mean, T inv_std, T gamma, T beta", "T y, T x_hat",
     "x_hat = (x - mean) * inv_std; y = gamma * x_hat + beta",
-    "batchnorm_forward")
+    "batchnorm_forward", ndim=2)
 
 
 def update_running_statistics(state, mean, var_unbiased, momentum=MOMENTUM):
@@ -100,4 +103,4 @@ batchnorm_dgamma_kernel = reduction(  # sum over the batch of dy * x_hat, no tem
 batchnorm_backward_kernel = elementwise(
     "T dy, T x_hat, T scale, T mean_dy, T mean_dy_xhat", "T dx",
     "dx = scale * (dy - mean_dy - x_hat * mean_dy_xhat)",
-    "batchnorm_backward")
+    "batchnorm_backward", ndim=2)
