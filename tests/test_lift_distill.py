@@ -132,7 +132,7 @@ def _bad_inputs(tmp_path, rng):
     flat = np.full((1, 17, 2), 420.0)
     files = {
         "wrong joint count": ("a.npy", rng.uniform(0, 1, (2, 15, 2)), "17 joints"),
-        "wrong shape": ("b.npy", rng.uniform(0, 1, (2, 17, 3)), "got shape (2, 17, 3)"),
+        "wrong shape": ("b.npy", rng.uniform(0, 1, (2, 17, 4)), "got shape (2, 17, 4)"),
         "nan": ("c.npy", nan, "pose 1 has NaN"),
         "inf": ("d.json", inf, "pose 0 has NaN or infinite"),
         "degenerate": ("e.npy", flat, "degenerate"),
@@ -187,7 +187,7 @@ def test_lift_refuses_bad_checkpoints_and_outputs(tmp_path, teacher, rng):
         (str(other), str(tmp_path / "o.json"), "is missing (a checkpoint of another representation?)"),
         (str(extra), str(tmp_path / "o.json"), "unexpected parameter 'G/legs/fc_in/b'"),
         (str(tmp_path / "none"), str(tmp_path / "o.json"), "checkpoint not found"),
-        (teacher, str(tmp_path / "o.csv"), "unknown output format '.csv'"),
+        (teacher, str(tmp_path / "o.txt"), "unknown output format '.txt'"),
         (teacher, str(tmp_path / "no" / "o.json"), "output folder does not exist"),
     ]
     for model, out, message in cases:

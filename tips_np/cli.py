@@ -9,6 +9,7 @@ import click
 from . import skeleton
 from .cycle import PERSPECTIVE_MIN
 from .errors import TipsError
+from .keypoints import FORMATS
 
 
 def fail(message):
@@ -199,22 +200,35 @@ def distill(teacher, out, width, blocks, resume, **options):
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
               help="2D poses in pixels: .json, .csv or .npy (see README, 'Lifting your own poses').")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
-              help="3D poses: .json or .npy.")
+              help="3D poses: .json, .csv or .npy.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+              help="The input's layout: Human3.6M's 17 joints, or a detector's COCO-17 keypoints "
+                   "(auto: recognised from the file; COCO-17 arrays without scores need coco17).")
+@click.option("--min-score", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Detector keypoints scored lower are missing (filled over time within a sequence).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Draw the first pose (.png) or the first person's sequence (.gif), 2D beside 3D.")
 @click.option("--per-pose-sign", is_flag=True,
               help="Negate the legs' or the torso's depths of each pose that fails that part's "
                    "handedness test (see README, 'The depth sign').")
 @DEVICE
-def lift(model, input_path, output_path, per_pose_sign, device):
-    """Lift 2D poses (17 joints, or 16 keypoints without the root, in pixels) to 3D
-    with a trained model: a run folder or checkpoint of train or distill."""
+def lift(model, input_path, output_path, fmt, min_score, plot, per_pose_sign, device):
+    """Lift 2D poses to 3D with a trained model (a run folder or checkpoint of train
+    or distill): Human3.6M's 17 joints, or a 2D detector's keypoints (COCO-17,
+    MMPose, COCO results, OpenPose, AlphaPose)."""
     from .backend import use_device
     from .checkpoint import load, load_model
+    from .draw import NO_PLOT, plot_lifted
     from .lifting import lift_poses, read_poses, write_poses
-    pose_px = read_poses(input_path)
+    poses = read_poses(input_path, fmt, min_score)
     gen, params, state = load_model(load(model), use_device(device), click.echo)
-    pose_3d, pixels = lift_poses(gen, params, state, pose_px, per_pose_sign)
-    write_poses(output_path, pose_3d, pixels)
-    click.echo(f"lifted {len(pose_px)} pose(s) from {input_path} to {output_path}")
+    pose_3d, pixels = lift_poses(gen, params, state, poses.pixels, per_pose_sign)
+    write_poses(output_path, poses, pose_3d, pixels)
+    filled = int(poses.filled.any(axis=1).sum())
+    click.echo(f"lifted {len(pixels)} pose(s) from {input_path} to {output_path}"
+               + (f" ({filled} with joints filled over time)" if filled else ""))
+    if plot:
+        click.echo(f"drawn: {plot}" if plot_lifted(plot, poses, pose_3d, input_path) else NO_PLOT)
 
 
 @main.command()
@@ -253,7 +267,8 @@ def stability(representations, seeds, epochs, window, out, **options):
     the last --window of training, and the best epoch; each also with the better
     depth sign per epoch, chosen by the test set's 3D poses (an oracle, labelled
     so). Finished runs are reused, unfinished ones resumed."""
-    from .studies import NO_PLOT, format_stability, stability_study
+    from .draw import NO_PLOT
+    from .studies import format_stability, stability_study
     options["betas"] = list(options["betas"])
     summaries, written = stability_study(representations, seeds, epochs, window, out, options,
                                          progressbar, click.echo)
@@ -276,7 +291,8 @@ def correlations(model, pair, poses, data, device, out):
     +105% in 1% steps, and report how much every predicted depth moves: the 16x16
     sensitivity matrix (representations paper, section 5)."""
     from .backend import use_device
-    from .studies import NO_PLOT, correlation_study
+    from .draw import NO_PLOT
+    from .studies import correlation_study
     names = skeleton.JOINTS[1:]
     moved, depth = (p.strip() for p in (pair.split(",") + [""])[:2])
     if moved not in names or depth not in names:

@@ -19,12 +19,12 @@ import numpy as np
 
 from . import checkpoint, dataset
 from .atomic import atomic_write
+from .draw import plotting
 from .errors import TipsError
 from .model import predict_depths
 from .skeleton import JOINTS, KEYPOINTS
 
 SIGN_RESOLVED = " (oracle: better sign by test 3D)"
-NO_PLOT = "no plot: matplotlib is not installed (pip install -e '.[plot]')"
 
 
 class StudyError(TipsError):
@@ -185,17 +185,6 @@ def write_pair_csv(path, curves, moved, depth):
         w.writerow([f"change of {moved} (%)", f"depth of {depth}", f"depth of {moved}"])
         for fi, factor in enumerate(FACTORS):
             w.writerow([f"{factor * 100:.0f}", f"{curves[i, fi, j]:.6f}", f"{curves[i, fi, i]:.6f}"])
-
-
-def plotting():
-    """matplotlib.pyplot, or None when the `plot` extra is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt
-    except ImportError:
-        return None
 
 
 def plot_stability(path, summaries):
