@@ -176,6 +176,12 @@ def test_loader_refuses_a_file_that_is_not_prepared_data(tmp_path):
         dataset.load(str(bad))
     with pytest.raises(h36m.DataError, match="not found"):
         dataset.load(str(tmp_path / "absent.h5"))
+    with h5py.File(bad, "a") as f:  # every field, but no record of which subjects are tested
+        for name, shape in dataset.FIELDS.items():
+            if name not in f:
+                f[name] = np.zeros((3,) + shape)
+    with pytest.raises(h36m.DataError, match="attribute 'test_subjects' is missing"):
+        dataset.load(str(bad), "test")
 
 
 def test_prepare_data_with_distortion_end_to_end(tmp_path):

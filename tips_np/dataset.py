@@ -51,6 +51,9 @@ class PoseSet:
                 if f[name].shape[1:] != shape:
                     expected = ", ".join(["N", *map(str, shape)])
                     raise DataError(f"{path}: '{name}' should have shape ({expected}), got {f[name].shape}")
+            if f"{split}_subjects" not in f.attrs:
+                raise DataError(f"{path}: attribute '{split}_subjects' is missing (the subjects of the "
+                                f"{split} split, as prepare-data writes them)")
             subjects = list(f.attrs[f"{split}_subjects"])
             subject = f["subject"][()]
             keep = np.isin(subject, subjects)
