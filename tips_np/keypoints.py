@@ -112,7 +112,7 @@ def read_mmpose(data, path):
 
 def read_coco_results(data, path, layout="coco-results"):
     """COCO results (or AlphaPose): one entry per person, grouped into frames by image_id."""
-    frames, rows = {}, []
+    frames, counts, rows = {}, {}, []
     for i, entry in enumerate(data):
         try:
             image = entry["image_id"]
@@ -120,7 +120,8 @@ def read_coco_results(data, path, layout="coco-results"):
         except (KeyError, TypeError) as e:
             raise KeypointError(f"{path}: entry {i}: expected 'image_id' and 'keypoints' ({e})") from None
         fid = frames.setdefault(image, len(frames))
-        person = entry.get("idx", sum(1 for r in rows if r[2] == fid))
+        person = entry.get("idx", counts.get(fid, 0))   # else the person's place in its frame
+        counts[fid] = counts.get(fid, 0) + 1
         if isinstance(person, list):   # AlphaPose's tracker may write [id]
             person = person[0]
         rows.append((xy, score, fid, int(person)))

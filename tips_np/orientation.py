@@ -8,7 +8,7 @@ Hence the mirrored pose seen from (-a, -e) projects exactly like the pose seen f
 discriminator's L_adv and the reprojection L2D (TIPS eqs. 2, 6) cannot tell the two
 apart, and the three 90-degree terms (eqs. 3-5) map onto each other (eq. 3 of the
 mirror is eq. 4 of the original, eq. 5 onto itself). Every loss is invariant under
-z_hat -> -z_hat, and each run settles on one sign by chance.
+z_hat -> -z_hat, so left alone a run settles on either sign by chance.
 
 Anatomy is not invariant: a mirror reverses handedness. Camera frame: x right,
 y down, z away from the camera (right-handed). For a person,
@@ -165,7 +165,7 @@ def describe(report):
                      for g, r in report.items())
 
 
-# Per-pose correction at inference (an option of evaluate and lift): the legs and
+# Per-pose correction at inference (lift's default, an option of evaluate): the legs and
 # torso tests pass on ~100 % of real poses, so a single pose that fails one has
 # that part facing backwards; negate that part's depths for that pose alone.
 PER_POSE_PARTS = {"legs": PARTS["legs"], "torso": PARTS["torso"]}
