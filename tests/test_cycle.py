@@ -116,3 +116,32 @@ def test_the_objective_with_dropout_masks_drawn_by_the_caller(rng):
         group = k.split("/")[1]
         err = relative_error(grads[k], numerical_gradient(lambda: losses({})[group]["total"], params[k]))
         assert err < TOL, f"d L_{group} / d {k}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("parts,w_90", [(["torso", "legs"], 3.0), (["full"], 0.0)])
+def test_the_all_angle_constraint_through_the_whole_step(rng, parts, w_90):
+    """L_inf (TIPS appendix A.3) beside L90 or instead of it: each group's gradient
+    of its own objective, through the forward-mode pass and the direction z_hat."""
+    gen, disc, params, pose, R = tiny_setup(rng, parts)
+
+    def step(grads):
+        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, w_90=w_90, w_inf=2.0)
+    grads = {}
+    losses = step(grads)
+    for name, _, _ in gen.groups:
+        assert float(losses[name]["linf"]) > 0 and ("l90" in losses[name]) == bool(w_90)
+        for k in [k for k in params if k.startswith(f"G/{name}/")]:
+            err = relative_error(grads[k], numerical_gradient(lambda: step({})[name]["total"], params[k]))
+            assert err < TOL, f"{name}: d L_{name} / d {k}: relative error {err:.2e}"
+    # x + J_x G . z_hat by central differences: G at inputs rotated by a small angle
+    name, joints, net = gen.groups[0]
+    n, k, h = len(pose), len(joints), 1e-6
+    z_hat, _ = gen.lift(params, pose)
+    x, z = pose[:, joints, 0], z_hat[:, joints]
+
+    def G(dx):
+        moved = pose[:, joints].copy()
+        moved[..., 0] += dx
+        return net.forward(params, moved.reshape(n, -1))[0]
+    jvp = (G(h * z) - G(-h * z)) / (2 * h)
+    assert float(losses[name]["linf"]) == pytest.approx(((x + jvp) ** 2).mean(), rel=1e-6)

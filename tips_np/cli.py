@@ -101,6 +101,11 @@ ADVERSARIAL = [
                       "the nearest a rotated joint can come) [default: orthographic, as the papers]."),
     click.option("--activation", type=click.Choice(["relu", "leaky_relu"]), default="relu", show_default=True,
                  help="Hidden activation of the generators (the discriminator uses leaky_relu)."),
+    click.option("--w-90", default=3.0, show_default=True, type=click.FloatRange(min=0),
+                 help="Weight of the 90-degree consistency (TIPS eqs. 3-5); 0 leaves it out."),
+    click.option("--w-inf", default=0.0, show_default=True, type=click.FloatRange(min=0),
+                 help="Weight of the all-angle consistency of TIPS's appendix A.3 (forward-mode "
+                      "derivatives); 0, the papers' method, leaves it out."),
 ]
 
 

@@ -27,7 +27,7 @@ from .backend import get_array_module
 from .geometry import (compose, max_normalise, max_normalise_backward, project, project_backward,
                        project_view, project_view_backward, rotate, rotate_backward, rotation_matrices,
                        unproject_view, unproject_view_backward)
-from .losses import (discriminator_loss, generator_adversarial_loss, ninety_degree_loss,
+from .losses import (all_angle_loss, discriminator_loss, generator_adversarial_loss, ninety_degree_loss,
                      reprojection_loss)
 
 ELEVATION = np.pi / 18  # elevation uniform in [-pi/18, pi/18] (both papers)
@@ -92,15 +92,16 @@ class Back(NamedTuple):
 
 
 def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", state=None, perspective=None,
-                     rng=None):
+                     rng=None, w_90=W_90, w_inf=0.0):
     """Losses of every group and of the discriminator and, into `grads`, each
     generator group's gradient of its own L_p and the discriminator's gradient.
 
     pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) random views;
     flip: (N,) True where the discriminator's label is flipped; perspective: None
     for the orthographic view, else the camera's distance; rng draws dropout masks
-    (only when the networks have dropout).
-    Returns losses: {group: {adv, l2d, l90, total}, 'D': discriminator loss}.
+    (only when the networks have dropout); w_90 weighs L90 (0: left out) and w_inf
+    the all-angle consistency of TIPS's appendix A.3 (0, the papers' method: left out).
+    Returns losses: {group: {adv, l2d, l90[, linf], total}, 'D': discriminator loss}.
     """
     z_hat, c_lift = gen.lift(params, pose_2d, True, state, rng)                 # eq. 1
     view = random_view(pose_2d, z_hat, R, perspective)
@@ -115,9 +116,15 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
                                                         perspective)
         d_y_tilde += w_adv * d_y_tilde_adv
         d_z = random_view_backward(d_y_tilde, d_scale, view, R, perspective)[:, group.joints]
-        l90 = ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng)   # eqs. 3-5
-        losses[group.name] = {"adv": loss_adv, "l2d": l2d, "l90": l90,
-                              "total": w_adv * loss_adv + W_2D * l2d + W_90 * l90}
+        terms = {"adv": loss_adv, "l2d": l2d}
+        total = w_adv * loss_adv + W_2D * l2d
+        if w_90:
+            terms["l90"] = ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng, w_90)
+            total = total + w_90 * terms["l90"]                                           # eqs. 3-5
+        if w_inf:
+            terms["linf"] = all_angle_constraint(group, c_first, params, pose_2d, z_hat, d_z, grads, w_inf)
+            total = total + w_inf * terms["linf"]                                         # A.3, eq. 16
+        losses[group.name] = {**terms, "total": total}
         group.net.backward(d_z, c_first, params, grads)                                   # G(Y)
     return losses
 
@@ -176,7 +183,7 @@ def reprojection_backward(group, c_back, pose_2d, view, back, R, params, grads, 
     return l2d, d_y_tilde, d_scale
 
 
-def ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng=None):
+def ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng=None, w_90=W_90):
     """L90 of one group (TIPS eqs. 3-5): three more calls G(u, y) that should give
     t. Each call's backward follows its forward, so its cache goes at once (the
     caches of G(Y) and G(Y~) stay alive throughout). (du/dz_hat, dt/dz_hat) carry
@@ -190,9 +197,26 @@ def ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng=Non
         z_turned, c_turned = group.net.forward(params, xp.stack([u, y], axis=-1).reshape(n, -1), True, None, rng)
         loss, d_turned, d_t = ninety_degree_loss(z_turned, t)
         l90 = l90 + loss
-        d_in = group.net.backward(W_90 * d_turned, c_turned, params, grads).reshape(n, k, 2)[..., 0]
-        d_z += du_dz * d_in + dt_dz * W_90 * d_t
+        d_in = group.net.backward(w_90 * d_turned, c_turned, params, grads).reshape(n, k, 2)[..., 0]
+        d_z += du_dz * d_in + dt_dz * w_90 * d_t
     return l90
+
+
+def all_angle_constraint(group, c_first, params, pose_2d, z_hat, d_z, grads, w_inf):
+    """L_inf of one group (TIPS appendix A.3): one forward-mode pass along the
+    input direction (z_hat, 0) on the cache of G(Y), and its backward. Adds
+    w_inf dL_inf/d(weights) at fixed direction into grads and w_inf dL_inf/dz_hat
+    (through the direction) into d_z (N, k), which G(Y)'s own backward carries on.
+    Returns L_inf."""
+    xp = get_array_module(pose_2d)
+    n, k = len(pose_2d), len(group.joints)
+    x, z = pose_2d[:, group.joints, 0], z_hat[:, group.joints]
+    direction = xp.stack([z, xp.zeros_like(z)], axis=-1).reshape(n, -1)   # (dx, dy) = (z_hat, 0)
+    jvp, t_cache = group.net.tangent(direction, c_first)                  # J_x G . z_hat
+    loss, d_jvp = all_angle_loss(x, jvp)
+    _, d_direction = group.net.dual_backward(None, w_inf * d_jvp, c_first, t_cache, params, grads)
+    d_z += d_direction.reshape(n, k, 2)[..., 0]
+    return loss
 
 
 def flatten_losses(losses):
@@ -219,13 +243,13 @@ def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce")
 
 
 def train_step(gen, disc, params, state, opt, pose_2d, azimuth, elevation, flip, gan="bce",
-               perspective=None, rng=None):
+               perspective=None, rng=None, w_90=W_90, w_inf=0.0):
     """One step of both networks: every gradient, then one Adam update. The
     random views and label flips (N,) are drawn by the caller (draw_randomness)
     and live where pose_2d lives, so a GPU step copies nothing from the host;
     rng draws dropout masks, if any."""
     R = rotation_matrices(azimuth, elevation, pose_2d.dtype)
     grads = {}
-    losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective, rng)
+    losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective, rng, w_90, w_inf)
     opt.step(params, grads)
     return losses

@@ -35,6 +35,20 @@ def ninety_degree_loss(z_turned, target):
     return (r * r).sum() / (n * k), d, -d
 
 
+def all_angle_loss(x, jvp):
+    """The all-angle consistency of TIPS's appendix A.3 (eqs. 11-16): rotating (x, y,
+    z_hat) about the vertical axis by a small angle a moves the inputs to
+    (x - a z_hat, y) and the depths to z_hat + a x, so G(x - a z_hat, y) = z_hat + a x,
+    and to first order in a
+        x + J_x G . z_hat = 0,
+    the derivative of the depths along the input direction (dx, dy) = (z_hat, 0).
+    This is (1/N) sum (x + J_x G . z_hat)^2 over one part's k keypoints; x and
+    jvp = J_x G . z_hat are (N, k). Returns (loss, d jvp)."""
+    n, k = x.shape
+    r = x + jvp
+    return (r * r).sum() / (n * k), (2.0 / (n * k)) * r
+
+
 def softplus(x):
     xp = get_array_module(x)
     return xp.logaddexp(0, x)

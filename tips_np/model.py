@@ -170,6 +170,8 @@ def make_discriminator(width, blocks, activation="leaky_relu"):
 
 def build(config):
     """(generator, discriminator) of a run's config; a distilled student has none."""
+    if config.get("w_inf") and config["combine"]:
+        raise ConfigError("--w-inf needs independent networks: split and recombine has no tangent rule yet")
     gen = Generator(config["parts"], config["combine"], config["width"], config["blocks"],
                     config["activation"], config["dropout"], config["match_params"])
     if config.get("teacher"):

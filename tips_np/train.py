@@ -23,6 +23,7 @@ DEFAULTS = dict(
     parts=["torso", "legs"], combine=False, match_params=False, width=256, blocks=2,
     activation="relu", dropout=0.0, epochs=40, batch_size=256, lr=2e-4, betas=[0.9, 0.999],
     gan="bce", azimuth=180.0, perspective=None, seed=0, eval_every=1, data=None, device="cpu", teacher=None,
+    w_90=3.0, w_inf=0.0,
 )
 
 
@@ -75,7 +76,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     else:
         def step(idx, azimuth, elevation, flip):
             return train_step(gen, disc, params, state, opt, train_2d[idx], azimuth, elevation, flip,
-                              config["gan"], config["perspective"], rng)
+                              config["gan"], config["perspective"], rng, config["w_90"], config["w_inf"])
         critic = f"discriminator {disc.n_params():,}"
     os.makedirs(run_dir, exist_ok=True)  # only now that the data, the teachers and any checkpoint loaded
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "

@@ -97,6 +97,42 @@ sigmoid_backward_kernel = elementwise(
     "T dy, T y", "T dx", "dx = dy * y * ((T)1 - y)", "sigmoid_backward")
 
 
+# Forward mode. The tangent of y = f(h) along t_h is t_y = f'(h) t_h, with f'
+# written in y as the backwards are. The dual backward returns the gradient of t_h
+# and the extra gradient of y that t_y's dependence on y adds (None where f' is
+# piecewise constant); the caller passes that extra through f's own backward.
+
+def relu_tangent(t, y):
+    return t * (y > 0)
+
+
+def relu_tangent_backward(dt_y, t, y):
+    return dt_y * (y > 0), None
+
+
+def leaky_relu_tangent(t, y, slope=LEAKY_SLOPE):
+    return leaky_relu_backward(t, y, slope)  # the same slope times t
+
+
+def leaky_relu_tangent_backward(dt_y, t, y, slope=LEAKY_SLOPE):
+    return leaky_relu_backward(dt_y, y, slope), None
+
+
+def tanh_tangent(t, y):
+    return t * (1 - y * y)                         # t_y = (1 - y^2) t_h
+
+
+def tanh_tangent_backward(dt_y, t, y):
+    return dt_y * (1 - y * y), -2 * y * t * dt_y   # d t_y / d y = -2 y t_h
+
+
+TANGENTS = {
+    "relu": (relu_tangent, relu_tangent_backward),
+    "leaky_relu": (leaky_relu_tangent, leaky_relu_tangent_backward),
+    "tanh": (tanh_tangent, tanh_tangent_backward),
+}
+
+
 ACTIVATIONS = {
     "relu": (relu_forward, relu_backward),
     "leaky_relu": (leaky_relu_forward, leaky_relu_backward),

@@ -97,6 +97,41 @@ def batchnorm_backward(dy, cache, need_param_grads=True):
     return dx, ({"gamma": dgamma, "beta": dbeta} if need_param_grads else None)
 
 
+def batchnorm_tangent(t, cache):
+    """Forward mode along the input tangent t (N, D). With batch statistics the
+    mean and variance move with the whole batch, which gives the same projection
+    as the backward:
+        t_y = gamma inv_std (t - mean(t) - x_hat mean(x_hat t));
+    with running statistics t_y = gamma inv_std t."""
+    x_hat, gamma, inv_std, train = cache
+    if not train:
+        return t * (gamma * inv_std)
+    return (t - t.mean(axis=0) - x_hat * (x_hat * t).mean(axis=0)) * (gamma * inv_std)
+
+
+def batchnorm_dual_backward(dy, dt_y, cache, t):
+    """Backward of (y, t_y) (batch statistics): returns dx, dt and the parameters'
+    gradients. t_y also depends on x, through x_hat and sigma = 1 / inv_std: with
+    F = sum(dt_y t_y), a = mean(x_hat t), b = mean(x_hat dt_y) (per feature),
+        dF/dx_hat = -gamma inv_std (a dt_y + b t),   dF/dsigma = -F / sigma,
+    and x_hat, sigma -> x as in the backward (dsigma / dx = x_hat / N)."""
+    x_hat, gamma, inv_std, train = cache
+    if not train:
+        dx, grads = batchnorm_backward(dy, cache)
+        grads["gamma"] += (dt_y * t).sum(axis=0) * inv_std
+        return dx, dt_y * (gamma * inv_std), grads
+    n = t.shape[0]
+    a, b = (x_hat * t).mean(axis=0), (x_hat * dt_y).mean(axis=0)
+    projected = t - t.mean(axis=0) - x_hat * a                        # t_y = gamma inv_std projected
+    dt = (dt_y - dt_y.mean(axis=0) - x_hat * b) * (gamma * inv_std)   # the projection is symmetric
+    d_x_hat = gamma * dy - (gamma * inv_std) * (a * dt_y + b * t)
+    d_sigma = -inv_std * (gamma * inv_std) * (dt_y * projected).sum(axis=0)
+    dx = inv_std * (d_x_hat - d_x_hat.mean(axis=0) - x_hat * (d_x_hat * x_hat).mean(axis=0)) + d_sigma * x_hat / n
+    grads = {"gamma": (dy * x_hat).sum(axis=0) + (dt_y * projected).sum(axis=0) * inv_std,
+             "beta": dy.sum(axis=0)}
+    return dx, dt, grads
+
+
 batchnorm_dgamma_kernel = reduction(  # sum over the batch of dy * x_hat, no temporary
     "T dy, T x_hat", "T dgamma", "dy * x_hat", "a + b", "dgamma = a", "0", "batchnorm_dgamma")
 

@@ -2,10 +2,10 @@
 [-> dropout], as in Martinez et al. Parameters live in one flat dict keyed by
 path, e.g. 'G/torso/block0/fc1/W' and 'G/torso/block0/bn1/gamma'.
 """
-from .activations import ACTIVATIONS
-from .batchnorm import batchnorm_backward, batchnorm_forward
-from .dropout import dropout_backward, dropout_forward
-from .linear import linear_backward, linear_forward
+from .activations import ACTIVATIONS, TANGENTS
+from .batchnorm import batchnorm_backward, batchnorm_dual_backward, batchnorm_forward, batchnorm_tangent
+from .dropout import dropout_backward, dropout_forward, dropout_tangent
+from .linear import linear_backward, linear_dual_backward, linear_forward, linear_tangent
 
 
 def accumulate(grads, prefix, layer_grads):
@@ -47,3 +47,28 @@ def dense_backward(dout, cache, grads=None):
         accumulate(grads, bn, g_bn)
         accumulate(grads, fc, g_fc)
     return dx
+
+
+def dense_tangent(t, cache):
+    """Forward mode through Linear -> BN -> act [-> dropout] along the input
+    tangent t, on the primal forward's cache. Returns (t_out, tangent cache)."""
+    fc, bn, c_fc, c_bn, activation, y, mask = cache
+    t_h = linear_tangent(t, c_fc)
+    t_b = batchnorm_tangent(t_h, c_bn)
+    t_y = TANGENTS[activation][0](t_b, y)
+    return (t_y if mask is None else dropout_tangent(t_y, mask)), (t, t_h, t_b)
+
+
+def dense_dual_backward(dout, dt_out, cache, t_cache, grads):
+    """Backward of (out, t_out): returns (dx, dt); adds parameter gradients into grads."""
+    fc, bn, c_fc, c_bn, activation, y, mask = cache
+    t, t_h, t_b = t_cache
+    if mask is not None:
+        dout, dt_out = dropout_backward(dout, mask), dropout_backward(dt_out, mask)
+    dt_b, dy_extra = TANGENTS[activation][1](dt_out, t_b, y)
+    db = ACTIVATIONS[activation][1](dout if dy_extra is None else dout + dy_extra, y)
+    dh, dt_h, g_bn = batchnorm_dual_backward(db, dt_b, c_bn, t_h)
+    dx, dt, g_fc = linear_dual_backward(dh, dt_h, c_fc, t)
+    accumulate(grads, bn, g_bn)
+    accumulate(grads, fc, g_fc)
+    return dx, dt

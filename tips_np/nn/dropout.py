@@ -13,3 +13,8 @@ def dropout_forward(x, mask):
 
 def dropout_backward(dy, mask):
     return dy * mask
+
+
+def dropout_tangent(t, mask):
+    """Dropout is linear: the tangent is masked like the activations."""
+    return t * mask

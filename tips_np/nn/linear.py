@@ -1,5 +1,8 @@
 """Fully connected layer  y = x W + b  (x: (N, d_in), W: (d_in, d_out)).
 
+Forward mode: along an input tangent t (a direction of change of x), y changes by
+t W. The dual backward takes gradients of both y and its tangent t_y.
+
 A Linear that feeds a batch-norm has no bias: the batch-norm subtracts the batch
 mean, so such a bias would have a zero gradient and never leave its initial 0.
 """
@@ -26,3 +29,15 @@ def linear_backward(dy, cache, need_param_grads=True):
     if not need_param_grads:
         return dx, None
     return dx, {"W": x.T @ dy, **({"b": dy.sum(axis=0)} if has_bias else {})}
+
+
+def linear_tangent(t, cache):
+    """The tangent of y along the input tangent t:  t_y = t W."""
+    return t @ cache[1]
+
+
+def linear_dual_backward(dy, dt_y, cache, t):
+    """Backward of (y, t_y): returns dx, dt and {'W': x^T dy + t^T dt_y[, 'b': sum dy]}."""
+    x, W, has_bias = cache
+    grads = {"W": x.T @ dy + t.T @ dt_y, **({"b": dy.sum(axis=0)} if has_bias else {})}
+    return dy @ W.T, dt_y @ W.T, grads

@@ -12,12 +12,12 @@ several times before any backward, and parameter gradients of the calls add up.
 import numpy as np
 
 from ..backend import get_array_module
-from .activations import ACTIVATIONS
+from .activations import ACTIVATIONS, TANGENTS
 from .batchnorm import batchnorm_init
-from .dense import accumulate, dense_backward, dense_forward
+from .dense import accumulate, dense_backward, dense_dual_backward, dense_forward, dense_tangent
 from .dropout import dropout_mask
-from .linear import linear_backward, linear_forward, linear_init
-from .residual import residual_backward, residual_forward
+from .linear import linear_backward, linear_dual_backward, linear_forward, linear_init, linear_tangent
+from .residual import residual_backward, residual_dual_backward, residual_forward, residual_tangent
 
 
 class MLP:
@@ -106,3 +106,40 @@ class MLP:
         for c in reversed(c_blocks):
             dh = residual_backward(dh, c, grads)
         return dense_backward(dh, c_in, grads)
+
+    def tangent(self, t, cache):
+        """Forward mode: the tangent of the output along the input tangent t (N, d_in),
+        on the cache of the forward it differentiates (the Jacobian-vector product
+        J_x net . t, batch statistics included). Returns (t_out, tangent cache)."""
+        c_in, c_blocks, c_out, y_out = cache
+        t_h, tc_in = dense_tangent(t, c_in)
+        tc_blocks = []
+        for c in c_blocks:
+            t_h, tc = residual_tangent(t_h, c)
+            tc_blocks.append(tc)
+        t_lin = t_out = None
+        if c_out is not None:
+            t_lin = t_out = linear_tangent(t_h, c_out)
+            if self.out_activation is not None:
+                t_out = TANGENTS[self.out_activation][0](t_lin, y_out)
+        return (t_h if c_out is None else t_out), (tc_in, tc_blocks, t_h, t_lin)
+
+    def dual_backward(self, dy, dt_out, cache, t_cache, params, grads):
+        """Backward of (y, t_out), the output and its tangent: returns (dx, dt) and
+        adds parameter gradients into grads. dy None: only t_out is differentiated."""
+        c_in, c_blocks, c_out, y_out = cache
+        tc_in, tc_blocks, t_h, t_lin = t_cache
+        xp = get_array_module(dt_out)
+        dh = xp.zeros_like(dt_out) if dy is None else dy
+        dt_h = dt_out
+        if c_out is not None:
+            if self.out_activation is not None:
+                dt_lin, dy_extra = TANGENTS[self.out_activation][1](dt_out, t_lin, y_out)
+                dh = ACTIVATIONS[self.out_activation][1](dh if dy_extra is None else dh + dy_extra, y_out)
+            else:
+                dt_lin = dt_out
+            dh, dt_h, g = linear_dual_backward(dh, dt_lin, c_out, t_h)
+            accumulate(grads, f"{self.name}/fc_out", g)
+        for c, tc in zip(reversed(c_blocks), reversed(tc_blocks)):
+            dh, dt_h = residual_dual_backward(dh, dt_h, c, tc, grads)
+        return dense_dual_backward(dh, dt_h, c_in, tc_in, grads)
