@@ -86,7 +86,7 @@ def time_matmuls(step, repeats=2):
     return shapes[:len(shapes) // repeats], seconds[0] / repeats
 
 
-def one_step_setup(device, parts, width, blocks, batch, seed=0):
+def one_step_setup(device, parts, width, blocks, batch, seed=0, w_inf=0.0):
     """Networks, optimiser and one batch of random poses and views on `device`,
     all drawn from `seed`. Returns (step(), params): step() runs one training step."""
     xp = backend.use_device(device)
@@ -102,7 +102,7 @@ def one_step_setup(device, parts, width, blocks, batch, seed=0):
     views = [xp.asarray(r) for r in draw_randomness(rng, batch, np.pi)]
 
     def step():
-        return train_step(gen, disc, params, state, opt, pose, *views)
+        return train_step(gen, disc, params, state, opt, pose, *views, w_inf=w_inf)
     return step, params
 
 
@@ -125,9 +125,9 @@ def compare_step(device="cuda", parts=("torso", "legs"), width=128, blocks=2, ba
 
 
 def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
-          steps=5, warmup=2, seed=0, echo=print):
+          steps=5, warmup=2, seed=0, echo=print, w_inf=0.0):
     xp = backend.use_device(device)
-    step, _ = one_step_setup(device, parts, width, blocks, batch, seed)
+    step, _ = one_step_setup(device, parts, width, blocks, batch, seed, w_inf)
 
     echo(f"warming up ({warmup} steps)")
     _timed(step, warmup)
@@ -140,7 +140,7 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     peak = plain_matmul_gflops(xp, 4096 if device == "cuda" else 2048)
     achieved = flops / step_s / 1e9
     return {
-        "device": device, "parts": list(parts), "width": width, "blocks": blocks, "batch": batch,
+        "device": device, "parts": list(parts), "width": width, "blocks": blocks, "batch": batch, "w_inf": w_inf,
         "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
         "poses_per_s": batch / step_s, "matmuls_per_step": len(shapes), "matmul_gflop_per_step": flops / 1e9,
         "matmul_s_in_step": matmul_s, "matmul_share": matmul_s / step_s,

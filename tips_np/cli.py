@@ -319,15 +319,17 @@ def correlations(model, pair, poses, data, device, out):
 @click.option("--batch", default=1024, show_default=True, type=click.IntRange(min=2))
 @click.option("--steps", default=5, show_default=True, type=click.IntRange(min=1), help="Timed steps.")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--w-inf", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Time the step with the all-angle consistency (any weight > 0).")
 @click.option("--out", default="bench.json", show_default=True, type=click.Path(dir_okay=False),
               help="JSON file for the figures.")
-def bench(device, parts, width, blocks, batch, steps, warmup, out):
+def bench(device, parts, width, blocks, batch, steps, warmup, w_inf, out):
     """Time whole adversarial training steps (both networks, all losses) and
     report step time, poses/s, the share of time in matrix products, achieved
     GFLOP/s against the device's plain matrix product, and peak memory."""
     from .bench import bench as run_bench
     from .bench import format_report, write_report
-    report = run_bench(device, parts, width, blocks, batch, steps, warmup, echo=click.echo)
+    report = run_bench(device, parts, width, blocks, batch, steps, warmup, echo=click.echo, w_inf=w_inf)
     write_report(out, report)
     click.echo(format_report(report) + f"\nwritten to {out}")
 
