@@ -213,7 +213,7 @@ def distill(teacher, out, width, blocks, resume, **options):
               help="Detector keypoints scored lower are missing (filled over time within a sequence).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Draw the first pose (.png) or the first person's sequence (.gif), 2D beside 3D.")
-@click.option("--per-pose-sign/--no-per-pose-sign", default=True, show_default=True,
+@click.option("--per-pose-sign", is_flag=True,
               help="Negate the legs' or the torso's depths of each pose that fails that part's "
                    "handedness test (see README, 'The depth sign').")
 @DEVICE

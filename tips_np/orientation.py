@@ -165,7 +165,7 @@ def describe(report):
                      for g, r in report.items())
 
 
-# Per-pose correction at inference (lift's default, an option of evaluate): the legs and
+# Per-pose correction at inference (an option of lift and evaluate): the legs and
 # torso tests pass on ~100 % of real poses, so a single pose that fails one has
 # that part facing backwards; negate that part's depths for that pose alone.
 PER_POSE_PARTS = {"legs": PARTS["legs"], "torso": PARTS["torso"]}
