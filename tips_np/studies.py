@@ -1,11 +1,11 @@
 """The papers' two studies beyond the accuracy tables.
 
 Stability (TIPS section 4.3, representations paper section 6): train each
-representation with several seeds and summarise test P-MPJPE over epochs. A run
-settles on one of two depth signs by chance (a pose with every depth negated
-reprojects to the same 2D poses), so each summary comes twice: as measured, and
-"sign resolved", taking at each epoch the better of the two signs, i.e. assuming
-the pose's orientation to the camera known, as TIPS does for MPI-INF-3DHP.
+representation with several seeds and summarise test P-MPJPE over epochs, as
+measured (each run decides its depth sign from anatomy: orientation.py). Each
+summary also comes as an oracle, labelled so, taking at each epoch the better of
+the two signs by the test split's 3D poses: where it differs from the measured
+one, a run ended on the wrong sign or a mixture.
 
 Correlations (representations paper section 5): scale one 2D keypoint of every
 test pose at a time, from -95% to +105% in 1% steps, and measure how every
