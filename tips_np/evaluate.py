@@ -119,7 +119,7 @@ def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print):
         if path not in testsets:
             testsets[path] = dataset.load(path, "test")
         test = testsets[path]
-        run_dir = run if os.path.isdir(run) else os.path.dirname(run)
+        run_dir = os.path.dirname(ckpt["path"])   # the folder of the checkpoint file
         label = os.path.basename(os.path.normpath(run_dir)) or run_dir
         z_hat = predict_depths(gen, params, state, test.pose_2d)
         if per_pose_sign:

@@ -156,7 +156,7 @@ def correlation_study(model, pair, poses, data=None, xp=np, out=None, progress=N
     test = dataset.load(data or ckpt["config"].get("data"), "test")
     pick = np.sort(np.random.default_rng(0).permutation(len(test))[:poses])
     matrix, curves = sensitivity(gen, params, state, test.pose_2d[pick], progress=progress)
-    out = out or (model if os.path.isdir(model) else os.path.dirname(model))
+    out = out or os.path.dirname(ckpt["path"])   # the folder of the checkpoint file
     os.makedirs(out, exist_ok=True)
     written = [os.path.join(out, name) for name in ("correlations.csv", "correlations_pair.csv")]
     write_matrix_csv(written[0], matrix)
