@@ -145,3 +145,24 @@ def test_the_all_angle_constraint_through_the_whole_step(rng, parts, w_90):
         return net.forward(params, moved.reshape(n, -1))[0]
     jvp = (G(h * z) - G(-h * z)) / (2 * h)
     assert float(losses[name]["linf"]) == pytest.approx(((x + jvp) ** 2).mean(), rel=1e-6)
+
+
+def test_discriminator_gradient_with_smoothed_labels_and_scaled_adversarial_weights(rng):
+    """Label smoothing (real target 0.8) and a scaled adversarial weight keep every
+    gradient exact; the papers' values (1, 1) are the defaults."""
+    gen, disc, params, pose, R = tiny_setup(rng, ["torso", "legs"])
+
+    def losses(grads):
+        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, adv_scale=7.5, real_label=0.8)
+
+    grads = {}
+    losses(grads)
+    for k in ("D/fc_in/W", "G/torso/fc_out/W", "G/legs/fc_in/W"):
+        name = "D" if k.startswith("D/") else k.split("/")[1]
+        value = (lambda: losses({})["D"]) if name == "D" else (lambda: losses({})[name]["total"])
+        err = relative_error(grads[k], numerical_gradient(value, params[k]))
+        assert err < TOL, f"{k}: relative error {err:.2e}"
+    plain, scaled = (cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {}, adv_scale=s) for s in (1.0, 7.5))
+    for g in ("torso", "legs"):
+        w = cycle.adversarial_weight(g, 10 if g == "torso" else 6)
+        np.testing.assert_allclose(scaled[g]["total"] - plain[g]["total"], 6.5 * w * plain[g]["adv"])

@@ -21,7 +21,8 @@ README_POSE = [[500, 500], [470, 500], [465, 640], [460, 780], [530, 500], [535,
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory, tiny_data):
     run = str(tmp_path_factory.mktemp("runs") / "torso+legs")
-    r = CliRunner().invoke(main, ["train", "--width", "16", "--blocks", "1", "--epochs", "2",
+    # the papers' recipe: in two epochs at width 16 it settles the depth sign clearly
+    r = CliRunner().invoke(main, ["train", "--recipe", "paper", "--width", "16", "--blocks", "1", "--epochs", "2",
                                   "--data", tiny_data, "--out", run])
     assert r.exit_code == 0, r.output
     return run
@@ -206,3 +207,43 @@ def test_check_poses_accepts_flat_rows(rng):
     assert check_poses(flat, "x").shape == (4, 17, 2)
     with pytest.raises(LiftError, match="no poses"):
         check_poses(np.zeros((0, 17, 2)), "x")
+
+
+def test_an_exported_model_lifts_like_its_run_and_is_the_default_of_lift(tmp_path, teacher, rng, monkeypatch):
+    """export keeps the generator alone (float32, no optimiser or discriminator);
+    lift and evaluate take the file like a run, and lift without a model uses
+    checkpoint.PRETRAINED."""
+    model = str(tmp_path / "model.h5")
+    r = CliRunner().invoke(main, ["export", teacher, "--out", model])
+    assert r.exit_code == 0, r.output
+    exported, run = checkpoint.load(model), checkpoint.load(teacher)
+    assert not exported["adam"] and exported["rng_state"] is None
+    assert set(exported["params"]) == {k for k in run["params"] if k.startswith("G/")}
+    assert all(v.dtype == np.float32 for v in exported["params"].values())
+    assert exported["config"]["data"] is None and json.loads(exported["attrs"]["trained_on"]) == run["config"]["data"]
+    src = tmp_path / "in.npy"
+    np.save(src, rng.uniform(300, 700, (3, 17, 2)))
+    outputs = {}
+    monkeypatch.setattr(checkpoint, "PRETRAINED", model)
+    for name, args in (("run", [teacher]), ("default", [])):
+        out = str(tmp_path / f"{name}.npy")
+        r = CliRunner().invoke(main, ["lift", *args, "--input", str(src), "--output", out])
+        assert r.exit_code == 0, r.output
+        outputs[name] = np.load(out)
+    np.testing.assert_allclose(outputs["default"], outputs["run"], rtol=1e-5, atol=1e-5)
+    r = CliRunner().invoke(main, ["evaluate", model, "--data", run["config"]["data"]])
+    assert r.exit_code == 0 and f"{tmp_path.name}/model P-MPJPE" in r.output, r.output
+    assert os.path.exists(tmp_path / "model.evaluation.csv")
+
+
+def test_the_shipped_lifter_faces_the_right_way_and_beats_flat_poses():
+    """The pretrained student in data/ (README, 'A pretrained lifter'): small, and on
+    the shipped sample's test split better than z_hat = 0 and than its mirror."""
+    assert os.path.getsize(checkpoint.PRETRAINED) <= 5e6
+    ckpt = checkpoint.load(checkpoint.PRETRAINED)
+    assert not ckpt["adam"] and not any(k.startswith("D/") for k in ckpt["params"])
+    from tips_np.evaluate import evaluate_depths
+    test = dataset.load(None, "test")
+    result = evaluate_depths(predict_depths(*checkpoint.load_model(ckpt), test.pose_2d), test)
+    mm = {k: v["Average"] for k, v in result.items()}
+    assert mm["P-MPJPE"] < mm["P-MPJPE z=0"] - 20 and mm["P-MPJPE"] < mm["P-MPJPE mirrored"] - 40, mm

@@ -129,3 +129,20 @@ def test_cli_correlations(tmp_path, tiny_data):
     assert all(float(row[1]) == 0 for row in pair[1:])  # left elbow (torso) never moves a leg's depth
     r = CliRunner().invoke(main, ["study", "correlations", run, "--pair", "elbow,knee"])
     assert r.exit_code == 1 and "--pair" in r.output
+
+
+def test_validation_curves_compare_runs_at_equal_minutes(tmp_path):
+    """study curves reads each run's val.csv: the last validation within each mark,
+    '-' for marks past the run's length, the last and the best value."""
+    for name, rows in (("long", [(60, 90.0), (290, 80.0), (610, 70.0), (1190, 75.0)]), ("short", [(200, 85.0)])):
+        os.makedirs(tmp_path / name)
+        with open(tmp_path / name / "val.csv", "w") as f:
+            f.write("epoch,step,seconds,lr,val_p_mpjpe\n")
+            f.writelines(f"1,{i},{s},0.001,{v}\n" for i, (s, v) in enumerate(rows))
+    r = CliRunner().invoke(main, ["study", "curves", str(tmp_path / "long"), str(tmp_path / "short")])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[1].split() == ["long", "80.0", "80.0", "75.0", "-", "-", "-", "75.0", "70.0", "19.8"]
+    assert lines[2].split() == ["short", "-", "-", "-", "-", "-", "-", "85.0", "85.0", "3.3"]
+    r = CliRunner().invoke(main, ["study", "curves", str(tmp_path)])
+    assert r.exit_code != 0 and "val.csv: not found" in r.output

@@ -1,5 +1,6 @@
 """Evaluation, checkpoints and the training loop."""
 import csv
+import json
 import os
 
 import h5py
@@ -7,13 +8,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import checkpoint, cycle
+from tips_np import checkpoint, cycle, dataset
 from tips_np.cli import main
 from tips_np.evaluate import auc, n_mpjpe, p_mpjpe, pck3d, procrustes_align
 from tips_np.geometry import rotation_matrices
-from tips_np.train import Diverged, train
+from tips_np.evaluate import evaluate_depths
+from tips_np.h36m import DataError
+from tips_np.model import predict_depths
+from tips_np.train import DEFAULTS, LR_FLOOR, RECIPES, Diverged, learning_rate, resolve, train
 
 TINY = dict(parts=["torso", "legs"], width=32, blocks=1, batch_size=256, epochs=3)
+TINY_LR = DEFAULTS["lr"]
 
 
 def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
@@ -191,9 +196,10 @@ def test_bench_on_cuda_without_a_gpu_is_a_clear_error():
 
 
 def test_a_short_default_run_lifts_better_than_flat_poses(tmp_path):
-    """Five epochs of the README's recipe on the shipped sample: as measured, with
-    the depth sign the model decided, better than z_hat = 0 and than its mirror."""
-    _, result = train({"epochs": 5, "eval_every": 5}, str(tmp_path / "run"), echo=lambda s: None)
+    """Five epochs of the README's recipe (the command line's default, cpu) on the
+    shipped sample: as measured, with the depth sign the model decided, better than
+    z_hat = 0 and than its mirror."""
+    _, result = train({"recipe": "cpu", "epochs": 5, "eval_every": 5}, str(tmp_path / "run"), echo=lambda s: None)
     mm = {k: v["Average"] for k, v in result.items()}
     assert mm["P-MPJPE"] < mm["P-MPJPE z=0"] - 3 and mm["P-MPJPE"] < mm["P-MPJPE mirrored"], mm
 
@@ -266,3 +272,91 @@ def test_the_first_gpu_run_without_a_gpu_is_a_clear_error(tmp_path):
         pytest.skip("a GPU is present")
     r = CliRunner().invoke(main, ["first-gpu-run", "--out", str(tmp_path / "r.json")])
     assert r.exit_code == 1 and "needs a GPU" in r.output and not (tmp_path / "r.json").exists()
+
+
+def test_recipes_resolve_under_explicit_values():
+    paper, cpu = resolve({"recipe": "paper"}), resolve({"recipe": "cpu", "lr": None, "adv_scale": 2.0})
+    assert {k: paper[k] for k in RECIPES["paper"]} == RECIPES["paper"]
+    assert paper["adv_scale"] == DEFAULTS["adv_scale"] == 1.0  # the Python defaults are the papers'
+    assert cpu["lr"] == RECIPES["cpu"]["lr"] and cpu["adv_scale"] == 2.0  # None keeps the recipe's
+    assert cpu["lr_schedule"] == RECIPES["cpu"]["lr_schedule"]
+
+
+def test_learning_rate_schedules():
+    steps = 101
+    constant = [learning_rate({"lr": 1e-3, "lr_schedule": "constant"}, i, steps) for i in range(steps)]
+    cosine = [learning_rate({"lr": 1e-3, "lr_schedule": "cosine"}, i, steps) for i in range(steps)]
+    assert constant == [1e-3] * steps
+    assert cosine[0] == 1e-3 and abs(cosine[-1] - LR_FLOOR * 1e-3) < 1e-15
+    assert abs(cosine[50] - 1e-3 * (1 + LR_FLOOR) / 2) < 1e-12
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_held_out_subject_validates_and_the_test_split_is_scored_once(tmp_path, tiny_data, monkeypatch):
+    """With --val-subject the subject's poses leave the training set, are scored
+    every val_every steps and after every epoch (val.csv), the test split only at
+    the end; such a run (cosine schedule, scaled adversarial weights, smoothed
+    labels), killed after its first epoch's checkpoint, resumes bit for bit."""
+    train_set, val_set = dataset.load(tiny_data, "train").hold_out(8)
+    assert set(train_set.subject) == {1, 5, 6, 7} and set(val_set.subject) == {8}
+    assert len(val_set) == (dataset.load(tiny_data, "train").subject == 8).sum() // 10 + 1
+    config = {**TINY, "data": tiny_data, "epochs": 2, "val_subject": 8, "val_every": 4,
+              "lr_schedule": "cosine", "adv_scale": 7.5, "real_label": 0.8}
+    straight, halves = str(tmp_path / "straight"), str(tmp_path / "halves")
+    _, result = train(config, straight, echo=lambda s: None)
+    save = checkpoint.save
+
+    def save_then_die(path, *args, **kwargs):
+        save(path, *args, **kwargs)
+        if path.endswith("checkpoint.h5"):
+            raise Interrupted
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    with pytest.raises(Interrupted):
+        train(config, halves, echo=lambda s: None)
+    monkeypatch.setattr(checkpoint, "save", save)
+    train(config, halves, resume=True, echo=lambda s: None)
+    per_epoch = len(train_set) // TINY["batch_size"]
+    expected = sorted({*range(4, 2 * per_epoch, 4), per_epoch, 2 * per_epoch})
+    for run in (straight, halves):
+        with open(os.path.join(run, "val.csv")) as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["step"]) for r in rows] == expected
+        assert all(0 < float(r["val_p_mpjpe"]) < 1000 for r in rows)
+        assert float(rows[-1]["lr"]) == pytest.approx(LR_FLOOR * TINY_LR)
+        log = read_log(run)
+        assert "val_p_mpjpe" in log[-1] and "p_mpjpe" not in log[-1]  # the test split not seen per epoch
+    # ... but scored once, at the end, on the weights that validated best (kept in best.h5)
+    best = checkpoint.load(os.path.join(straight, "best.h5"))
+    assert not best["adam"] and not any(k.startswith("D/") for k in best["params"])
+    assert json.loads(best["attrs"]["best"])["val_p_mpjpe"] == min(float(r["val_p_mpjpe"]) for r in rows)
+    test = dataset.load(tiny_data, "test")
+    again = evaluate_depths(predict_depths(*checkpoint.load_model(best), test.pose_2d), test)
+    assert again["P-MPJPE"]["Average"] == result["P-MPJPE"]["Average"]
+    a, b = checkpoint.load(straight), checkpoint.load(halves)
+    for group in ("params", "adam"):
+        for k in a[group]:
+            np.testing.assert_array_equal(a[group][k], b[group][k])
+    timeless = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert timeless(read_log(halves)) == timeless(read_log(straight))
+    with pytest.raises(DataError, match="no poses of subject 9"):
+        dataset.load(tiny_data, "train").hold_out(9)
+
+
+def test_recipe_paper_on_the_command_line_is_the_papers_method_bit_for_bit(tmp_path, tiny_data):
+    """`--recipe paper` trains exactly what every run before recipes trained (the
+    Python defaults), and the default recipe differs from it."""
+    runs = {name: str(tmp_path / name) for name in ("cli_paper", "python", "cli_default")}
+    args = ["train", "--width", "16", "--blocks", "1", "--epochs", "1", "--data", tiny_data]
+    for name, extra in (("cli_paper", ["--recipe", "paper"]), ("cli_default", [])):
+        r = CliRunner().invoke(main, args + extra + ["--out", runs[name]])
+        assert r.exit_code == 0, r.output
+    train({"width": 16, "blocks": 1, "epochs": 1, "data": tiny_data}, runs["python"], echo=lambda s: None)
+    paper, python, default = (checkpoint.load(runs[n]) for n in ("cli_paper", "python", "cli_default"))
+    for k in python["params"]:
+        np.testing.assert_array_equal(paper["params"][k], python["params"][k])
+    assert default["config"]["adv_scale"] == RECIPES["cpu"]["adv_scale"] != paper["config"]["adv_scale"]
+    assert not np.array_equal(default["params"]["G/legs/fc_out/W"], python["params"]["G/legs/fc_out/W"])

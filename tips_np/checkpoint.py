@@ -21,6 +21,8 @@ from .model import build
 from .orientation import describe, orient, orientation_poses
 
 FORMAT = "tips-np checkpoint 1"
+# the pretrained TIPS student shipped with the package (README, "Accuracy per CPU hour")
+PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "tips_student.h5")
 
 
 class CheckpointError(TipsError):
@@ -43,6 +45,21 @@ def save(path, config, params, state, adam=None, epoch=0, rng=None, extra=None):
                 f[f"{group}/{k}"] = to_numpy(v)
         for k, v in (extra or {}).items():
             f.attrs[k] = json.dumps(v)
+
+
+def export(src, dst):
+    """Write the generator of a run (its weights, batch-norm statistics and
+    configuration; no optimiser state, random state or discriminator) to `dst`, in
+    float32: a small file that `lift` and `evaluate` load like a run. The data
+    file it trained on is recorded in the attribute 'trained_on', not as the
+    model's default data. Returns the number of parameters."""
+    ckpt = load(src)
+    gen, params, state = load_model(ckpt)
+    config = {**ckpt["config"], "data": None, "teacher": None}
+    as32 = lambda arrays: {k: np.asarray(to_numpy(v), np.float32) for k, v in arrays.items()}
+    save(dst, config, as32(params), as32(state), epoch=ckpt["epoch"],
+         extra={"oriented": True, "trained_on": ckpt["config"].get("data"), "exported_from": ckpt["path"]})
+    return gen.n_params()
 
 
 def _read_group(f, name):

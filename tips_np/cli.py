@@ -67,14 +67,27 @@ DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="c
                       help="cpu runs on NumPy; cuda on CuPy (pip install -e '.[gpu]').")
 # the recipe of every training loop (train, distill, study stability)
 RECIPE = [
+    click.option("--recipe", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True,
+                 help="cpu: the recipe that learned most per CPU second (README, 'Accuracy per CPU hour'); "
+                      "paper: the papers' weights and optimiser. Options given explicitly override it."),
     click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=2),
                  help="Poses per step (papers: 8192)."),
-    click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                 help="Adam's learning rate (papers: 2e-4)."),
+    click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True),
+                 help="Adam's learning rate [default: the recipe's; papers: 2e-4]."),
     click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
                  help="Dropout after every hidden unit of the generators (the TIPS authors' code: 0.5)."),
+    click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
+                 help="constant (papers), or cosine from --lr down to 1% of it over the run's epochs "
+                      "[default: the recipe's]."),
     click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=1),
                  help="Evaluate on the test split every k epochs (and after the last)."),
+    click.option("--val-subject", default=None, type=click.Choice(["1", "5", "6", "7", "8"]),
+                 callback=lambda ctx, param, value: None if value is None else int(value),
+                 help="Hold this training subject out for validation (every 10th pose): it is scored "
+                      "during training (val.csv), its best weights are kept (best.h5), and the test "
+                      "split is scored once, at the end, on those."),
+    click.option("--val-every", default=0, show_default=True, type=click.IntRange(min=0),
+                 help="With --val-subject: also validate every k steps (0: after every epoch only)."),
     DATA, DEVICE,
 ]
 # the adversarial method (train, study stability)
@@ -106,6 +119,12 @@ ADVERSARIAL = [
     click.option("--w-inf", default=0.0, show_default=True, type=click.FloatRange(min=0),
                  help="Weight of the all-angle consistency of TIPS's appendix A.3 (forward-mode "
                       "derivatives); 0, the papers' method, leaves it out."),
+    click.option("--adv-scale", default=None, type=click.FloatRange(min=0),
+                 help="Multiply TIPS's adversarial weights (torso 0.08, legs 0.05) by this "
+                      "[default: the recipe's; papers: 1]."),
+    click.option("--real-label", default=None, type=click.FloatRange(0, 1, min_open=True),
+                 help="The discriminator's target for real poses [default: the recipe's; papers: 1; "
+                      "0.8 smooths it]."),
 ]
 
 
@@ -201,7 +220,20 @@ def distill(teacher, out, width, blocks, resume, **options):
 
 
 @main.command()
-@click.argument("model", type=click.Path())
+@click.argument("run", type=click.Path())
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Model file to write (the shipped one is data/tips_student.h5).")
+def export(run, out):
+    """Write a run's generator alone (weights, batch-norm statistics and
+    configuration, float32; no optimiser or discriminator): a small file that
+    lift and evaluate take like a run."""
+    from .checkpoint import export as export_model
+    n = export_model(run, out)
+    click.echo(f"wrote {out}: {n:,} parameters, {os.path.getsize(out) / 1e6:.2f} MB")
+
+
+@main.command()
+@click.argument("model", type=click.Path(), required=False)
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
               help="2D poses in pixels: .json, .csv or .npy (see README, 'Lifting your own poses').")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
@@ -219,14 +251,15 @@ def distill(teacher, out, width, blocks, resume, **options):
 @DEVICE
 def lift(model, input_path, output_path, fmt, min_score, plot, per_pose_sign, device):
     """Lift 2D poses to 3D with a trained model (a run folder or checkpoint of train
-    or distill): Human3.6M's 17 joints, or a 2D detector's keypoints (COCO-17,
-    MMPose, COCO results, OpenPose, AlphaPose)."""
+    or distill; without one, the pretrained TIPS student data/tips_student.h5):
+    Human3.6M's 17 joints, or a 2D detector's keypoints (COCO-17, MMPose, COCO
+    results, OpenPose, AlphaPose)."""
     from .backend import use_device
-    from .checkpoint import load, load_model
+    from .checkpoint import PRETRAINED, load, load_model
     from .draw import NO_PLOT, plot_lifted
     from .lifting import lift_poses, read_poses, write_poses
     poses = read_poses(input_path, fmt, min_score)
-    gen, params, state = load_model(load(model), use_device(device), click.echo)
+    gen, params, state = load_model(load(model or PRETRAINED), use_device(device), click.echo)
     pose_3d, pixels = lift_poses(gen, params, state, poses.pixels, per_pose_sign)
     write_poses(output_path, poses, pose_3d, pixels)
     filled = int(poses.filled.any(axis=1).sum())
@@ -279,6 +312,26 @@ def stability(representations, seeds, epochs, window, out, **options):
                                          progressbar, click.echo)
     click.echo(f"\nTest P-MPJPE (mm), mean +- std over {seeds} seeds:\n{format_stability(summaries)}")
     click.echo("\n".join(f"written: {path}" for path in written) + ("" if len(written) > 1 else "\n" + NO_PLOT))
+
+
+@study.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Draw the curves into this .png (needs the plot extra).")
+def curves(runs, out):
+    """Compare runs trained with --val-subject at equal CPU time: each run's
+    validation P-MPJPE after 5, 10, 20, 30, 60 and 120 minutes of training (the
+    last validation before; '-' where the run was shorter), its last and its
+    best; --out draws the curves."""
+    from .draw import NO_PLOT, plotting
+    from .studies import format_curves, plot_curves, read_curves
+    found = read_curves(runs)
+    click.echo(format_curves(found))
+    if out:
+        if plotting() is None:
+            fail(NO_PLOT)
+        plot_curves(out, found)
+        click.echo(f"written: {out}")
 
 
 @study.command()

@@ -92,7 +92,7 @@ class Back(NamedTuple):
 
 
 def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", state=None, perspective=None,
-                     rng=None, w_90=W_90, w_inf=0.0):
+                     rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0):
     """Losses of every group and of the discriminator and, into `grads`, each
     generator group's gradient of its own L_p and the discriminator's gradient.
 
@@ -100,17 +100,19 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
     flip: (N,) True where the discriminator's label is flipped; perspective: None
     for the orthographic view, else the camera's distance; rng draws dropout masks
     (only when the networks have dropout); w_90 weighs L90 (0: left out) and w_inf
-    the all-angle consistency of TIPS's appendix A.3 (0, the papers' method: left out).
+    the all-angle consistency of TIPS's appendix A.3 (0, the papers' method: left out);
+    adv_scale multiplies TIPS's adversarial weights (1: the papers') and real_label
+    is the discriminator's target for real poses (1: the papers'; 0.8 smooths it).
     Returns losses: {group: {adv, l2d, l90[, linf], total}, 'D': discriminator loss}.
     """
     z_hat, c_lift = gen.lift(params, pose_2d, True, state, rng)                 # eq. 1
     view = random_view(pose_2d, z_hat, R, perspective)
     loss_adv, d_y_tilde_adv, loss_disc = adversarial_losses(disc, params, pose_2d, view.y_tilde, flip,
-                                                            grads, gan, state, rng)
+                                                            grads, gan, state, rng, real_label)
     back = lift_back(gen, params, view, R, perspective, rng)
     losses = {"D": loss_disc}
     for group, c_first, c_back in zip(gen.groups, c_lift, back.c_lift):
-        w_adv = adversarial_weight(group.name, len(group.joints))
+        w_adv = adv_scale * adversarial_weight(group.name, len(group.joints))
         # d L_p / d Y~: through L2D (eq. 2) and the shared L_adv (eq. 6), then back to z_hat
         l2d, d_y_tilde, d_scale = reprojection_backward(group, c_back, pose_2d, view, back, R, params, grads,
                                                         perspective)
@@ -142,7 +144,8 @@ def random_view_backward(d_y_tilde, d_scale, view, R, perspective=None):
     return rotate_backward(project_view_backward(d_raw, view.c_view, perspective), R)[..., 2]
 
 
-def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", state=None, rng=None):
+def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", state=None, rng=None,
+                       real_label=1.0):
     """TIPS eq. 6 on the whole reprojected pose. D sees [Y; Y~] in one batch.
     Returns the generators' loss, its gradient at Y~ (N, 17, 2), and the
     discriminator's loss, whose gradient (Y~ held fixed) goes into grads."""
@@ -152,7 +155,7 @@ def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", s
     loss_adv, d_fake = generator_adversarial_loss(logits[n:], gan)
     d_logits = xp.concatenate([xp.zeros_like(d_fake), d_fake])
     d_y_tilde_adv = unflat(disc.backward(d_logits, c_disc, params, None)[n:])
-    loss_disc = discriminator_backward(disc, params, logits, c_disc, flip, grads, gan)
+    loss_disc = discriminator_backward(disc, params, logits, c_disc, flip, grads, gan, real_label)
     return loss_adv, d_y_tilde_adv, loss_disc
 
 
@@ -230,26 +233,31 @@ def flatten_losses(losses):
     return out
 
 
-def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce"):
+def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce", real_label=1.0):
     """The discriminator's loss (eq. 6) on real Y against the fixed Y~, from its
-    forward on [Y; Y~]; the labels of the samples where `flip` (N,) is set are
-    swapped. Adds D's gradients into grads."""
+    forward on [Y; Y~]; real targets are real_label (1, or 0.8 smoothed), fake 0,
+    and the labels of the samples where `flip` (N,) is set are swapped. Adds D's
+    gradients into grads."""
     xp = get_array_module(logits)
     n = len(flip)
     flip = flip[:, None].astype(logits.dtype)
-    loss, d_real, d_fake = discriminator_loss(logits[:n], logits[n:], 1 - flip, flip, gan)
+    real, fake = (1 - flip), flip
+    if real_label != 1.0:  # the papers' targets (1.0) stay exact
+        real, fake = real * real_label, fake * real_label
+    loss, d_real, d_fake = discriminator_loss(logits[:n], logits[n:], real, fake, gan)
     disc.backward(xp.concatenate([d_real, d_fake]), c_disc, params, grads)
     return loss
 
 
 def train_step(gen, disc, params, state, opt, pose_2d, azimuth, elevation, flip, gan="bce",
-               perspective=None, rng=None, w_90=W_90, w_inf=0.0):
+               perspective=None, rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0):
     """One step of both networks: every gradient, then one Adam update. The
     random views and label flips (N,) are drawn by the caller (draw_randomness)
     and live where pose_2d lives, so a GPU step copies nothing from the host;
     rng draws dropout masks, if any."""
     R = rotation_matrices(azimuth, elevation, pose_2d.dtype)
     grads = {}
-    losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective, rng, w_90, w_inf)
+    losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective, rng, w_90, w_inf,
+                              adv_scale, real_label)
     opt.step(params, grads)
     return losses

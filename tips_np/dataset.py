@@ -75,6 +75,24 @@ class PoseSet:
     def __len__(self):
         return len(self.pose_2d)
 
+    def select(self, keep):
+        """A new set of the poses where `keep` (a mask or indices) selects."""
+        part = object.__new__(PoseSet)
+        part.path, part.split = self.path, self.split
+        for name in ("pose_2d", "scale", "pose_3d", "subject", "action", "camera"):
+            setattr(part, name, getattr(self, name)[keep])
+        return part
+
+    def hold_out(self, subject, every=10):
+        """(training poses without `subject`, every `every`-th pose of `subject`):
+        a validation set of a training subject, for choices that must not see
+        the test split (the papers' test subjects are 9 and 11)."""
+        mask = self.subject == subject
+        if not mask.any():
+            raise DataError(f"{self.path}: no poses of subject {subject} in the {self.split} split "
+                            f"(its subjects: {sorted(set(self.subject.tolist()))})")
+        return self.select(~mask), self.select(np.flatnonzero(mask)[::every])
+
     def batches(self, batch_size, rng):
         """Shuffled index batches of one epoch (the last partial batch is dropped,
         unless the set is smaller than one batch). Only indices are shuffled: a

@@ -108,7 +108,8 @@ def evaluate_depths(z_hat, testset):
 def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print):
     """Evaluate trained models (run folders or checkpoints) side by side on the
     test split of `data` (default: each model's own data file), writing
-    evaluation.json/.csv into each run folder. per_pose_sign applies the per-pose
+    evaluation.json/.csv into each run folder (beside a model file that is not a
+    run's checkpoint.h5: <name>.evaluation.json/.csv). per_pose_sign applies the per-pose
     correction of orientation.py first. Returns rows for format_table: each
     model's metrics, then the z_hat = 0 baseline of each test set used."""
     rows, testsets, baselines = {}, {}, {}
@@ -121,13 +122,17 @@ def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print):
         test = testsets[path]
         run_dir = os.path.dirname(ckpt["path"])   # the folder of the checkpoint file
         label = os.path.basename(os.path.normpath(run_dir)) or run_dir
+        stem = "evaluation"
+        if os.path.basename(ckpt["path"]) != "checkpoint.h5":  # best.h5, or an exported model in data/
+            name = os.path.splitext(os.path.basename(ckpt["path"]))[0]
+            label, stem = f"{label}/{name}", f"{name}.evaluation"
         z_hat = predict_depths(gen, params, state, test.pose_2d)
         if per_pose_sign:
             z_hat, flipped = per_pose_correction(test.pose_2d, z_hat)
             echo(f"{label}: per-pose sign flipped the legs of {flipped['legs']:.1%} and the torso of "
                  f"{flipped['torso']:.1%} of the test poses")
         result = evaluate_depths(z_hat, test)
-        save_results(run_dir, result)
+        save_results(run_dir, result, stem)
         rows.update({f"{label} {m}": result[m] for m in result if m != "P-MPJPE z=0"})
         baselines[os.path.basename(test.path)] = result["P-MPJPE z=0"]
     for name, baseline in baselines.items():
@@ -150,10 +155,10 @@ def format_table(rows):
     return "\n".join(lines).rstrip()
 
 
-def save_results(run_dir, result):
-    """Write evaluation.json and evaluation.csv (one row per metric) into run_dir."""
-    for name, write in (("evaluation.json", lambda f: json.dump(result, f, indent=2)),
-                        ("evaluation.csv", lambda f: _write_csv(f, result))):
+def save_results(run_dir, result, stem="evaluation"):
+    """Write <stem>.json and <stem>.csv (one row per metric) into run_dir."""
+    for name, write in ((f"{stem}.json", lambda f: json.dump(result, f, indent=2)),
+                        (f"{stem}.csv", lambda f: _write_csv(f, result))):
         with atomic_write(os.path.join(run_dir, name)) as tmp, open(tmp, "w", newline="") as f:
             write(f)
 

@@ -7,6 +7,10 @@ summary also comes as an oracle, labelled so, taking at each epoch the better of
 the two signs by the test split's 3D poses: where it differs from the measured
 one, a run ended on the wrong sign or a mixture.
 
+Validation curves (issue "accuracy per CPU hour"): runs trained with a held-out
+subject (train --val-subject) side by side, validation P-MPJPE against training
+seconds, so recipes compare at equal CPU time.
+
 Correlations (representations paper section 5): scale one 2D keypoint of every
 test pose at a time, from -95% to +105% in 1% steps, and measure how every
 predicted depth moves. A model whose depth j ignores keypoint i has a zero in
@@ -201,6 +205,50 @@ def plot_stability(path, summaries):
         ax.set_title(f"Test P-MPJPE, mean +- std over seeds: {title}")
         ax.legend()
     axes[0].set_ylabel("P-MPJPE (mm)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- validation curves
+
+def read_curves(runs):
+    """{run label: rows of its val.csv (seconds, step, val_p_mpjpe, ...)}."""
+    curves = {}
+    for run in runs:
+        path = os.path.join(run, "val.csv")
+        if not os.path.isfile(path):
+            raise StudyError(f"{path}: not found (train the run with --val-subject)")
+        with open(path, newline="") as f:
+            curves[os.path.basename(os.path.normpath(run))] = [
+                {k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return curves
+
+
+def format_curves(curves, marks=(5, 10, 20, 30, 60, 120)):
+    """Each run's validation P-MPJPE at the last validation within each mark (minutes
+    of training; '-' where the run was shorter), its last and its best."""
+    lines = ["run".ljust(24) + "".join(f"{m:>4d} min" for m in marks) + "     last     best  minutes"]
+    for label, rows in curves.items():
+        cells = []
+        for m in marks:
+            within = [r["val_p_mpjpe"] for r in rows if r["seconds"] <= 60 * m]
+            lasted = rows[-1]["seconds"] >= 0.97 * 60 * m  # the last validation falls just short of a mark
+            cells.append(f"{within[-1]:8.1f}" if lasted and within else "       -")
+        lines.append(label.ljust(24) + "".join(cells) + f"{rows[-1]['val_p_mpjpe']:9.1f}"
+                     f"{min(r['val_p_mpjpe'] for r in rows):9.1f}{rows[-1]['seconds'] / 60:9.1f}")
+    return "\n".join(lines)
+
+
+def plot_curves(path, curves):
+    """Validation P-MPJPE against training minutes, one line per run."""
+    plt = plotting()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, rows in curves.items():
+        ax.plot([r["seconds"] / 60 for r in rows], [r["val_p_mpjpe"] for r in rows], "-o", ms=2, label=label)
+    ax.set_xlabel("training time (minutes, this machine)")
+    ax.set_ylabel("validation P-MPJPE (mm, held-out subject)")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

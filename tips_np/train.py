@@ -1,7 +1,15 @@
 """The training loop: epochs of adversarial steps (or, for a TIPS student, of
-distillation steps), evaluation on the test split, a per-epoch CSV log and an
-atomic checkpoint that `--resume` continues from."""
+distillation steps), evaluation, a per-epoch CSV log and an atomic checkpoint
+that `--resume` continues from.
+
+Evaluation: on the test split after every epoch, unless a training subject is
+held out for validation (val_subject): then the held-out subject is scored every
+val_every steps and at the end of every epoch (val.csv: P-MPJPE against training
+seconds), the weights that scored best are kept (best.h5: the generator alone,
+as `export` writes it; early stopping chosen on validation), and the test split
+is scored once, at the end, on those weights, so no choice sees it."""
 import csv
+import json
 import math
 import os
 import time
@@ -19,12 +27,34 @@ from .model import build, init_networks, predict_depths
 from .nn.adam import Adam
 from .orientation import describe, orient, orientation_poses
 
+# DEFAULTS are the papers' method (as every run before recipes was trained); a fresh
+# run takes its recipe's values over them, and an explicit value over both
 DEFAULTS = dict(
     parts=["torso", "legs"], combine=False, match_params=False, width=256, blocks=2,
     activation="relu", dropout=0.0, epochs=40, batch_size=256, lr=2e-4, betas=[0.9, 0.999],
     gan="bce", azimuth=180.0, perspective=None, seed=0, eval_every=1, data=None, device="cpu", teacher=None,
-    w_90=3.0, w_inf=0.0,
+    w_90=3.0, w_inf=0.0, adv_scale=1.0, real_label=1.0, lr_schedule="constant", val_subject=None, val_every=0,
+    recipe="paper",
 )
+RECIPES = {
+    # TIPS and the representations paper: adversarial weights 0.08 (torso) and 0.05
+    # (legs), real label 1, Adam at a constant 2e-4 (their sizes: --width 1024
+    # --blocks 4 --batch-size 8192)
+    "paper": dict(adv_scale=1.0, real_label=1.0, lr_schedule="constant", lr=2e-4),
+    # the most accurate per CPU second found (README, "Accuracy per CPU hour")
+    "cpu": dict(adv_scale=7.5, real_label=0.8, lr_schedule="cosine", lr=2e-4),
+}
+LR_FLOOR = 0.01  # the cosine schedule ends at 1% of the initial learning rate
+
+
+def learning_rate(config, step, total_steps):
+    """The learning rate of step `step` (0-based) of `total_steps`: constant (the
+    papers'), or a cosine from lr down to LR_FLOOR * lr over the run."""
+    lr = config["lr"]
+    if config["lr_schedule"] == "constant":
+        return lr
+    progress = min(step / max(total_steps - 1, 1), 1.0)
+    return lr * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class Diverged(TipsError):
@@ -37,15 +67,25 @@ def mean_losses(history):
     return {k: float(np.mean([to_numpy(h[k]) for h in history])) for k in keys}
 
 
+def resolve(config):
+    """A fresh run's whole configuration: DEFAULTS, then its recipe's values, then
+    the values given (a recipe's entry given as None keeps the recipe's)."""
+    recipe = RECIPES[config.get("recipe") or DEFAULTS["recipe"]]
+    return {**DEFAULTS, **recipe, **{k: v for k, v in config.items() if not (k in recipe and v is None)}}
+
+
 def train(config, run_dir, resume=False, echo=print, progressbar=None):
     """Train and return the final evaluation. `progressbar(length, label)` gives a
     context manager with .update(n, text) (click's), or None for silence."""
-    config = {**DEFAULTS, **config}
+    config = resolve(config)
     xp = use_device(config["device"])
     ckpt_path, log_path = os.path.join(run_dir, "checkpoint.h5"), os.path.join(run_dir, "log.csv")
     if resume:  # the run's own configuration; only the epochs and the device may change
         ckpt = checkpoint.load(ckpt_path)
         config = {**DEFAULTS, **ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
+        if config["lr_schedule"] != "constant" and config["epochs"] != ckpt["config"]["epochs"]:
+            echo(f"the {config['lr_schedule']} schedule now spans {config['epochs']} epochs, not "
+                 f"{ckpt['config']['epochs']}: the learning rate follows the new schedule from here")
     gen, disc = build(config)
     rng = np.random.default_rng(config["seed"])
     params, state = init_networks([gen] + ([disc] if disc is not None else []), rng)
@@ -62,6 +102,9 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
 
     trainset = dataset.load(config["data"], "train")
     testset = dataset.load(config["data"], "test")
+    valset = None
+    if config["val_subject"] is not None:
+        trainset, valset = trainset.hold_out(config["val_subject"])
     train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
     azimuth = math.radians(config["azimuth"])
     orient_2d = orientation_poses(trainset.pose_2d)
@@ -76,15 +119,45 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     else:
         def step(idx, azimuth, elevation, flip):
             return train_step(gen, disc, params, state, opt, train_2d[idx], azimuth, elevation, flip,
-                              config["gan"], config["perspective"], rng, config["w_90"], config["w_inf"])
+                              config["gan"], config["perspective"], rng, config["w_90"], config["w_inf"],
+                              config["adv_scale"], config["real_label"])
         critic = f"discriminator {disc.n_params():,}"
     os.makedirs(run_dir, exist_ok=True)  # only now that the data, the teachers and any checkpoint loaded
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
          f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
          f"{gen.n_params():,} parameters; {critic}; "
-         f"{len(trainset):,} training and {len(testset):,} test poses")
-    if resume is False and os.path.exists(log_path):
-        os.remove(log_path)
+         f"{len(trainset):,} training and {len(testset):,} test poses"
+         + (f"; subject {config['val_subject']} held out ({len(valset):,} validation poses)" if valset else ""))
+    val_path = os.path.join(run_dir, "val.csv")
+    for path in (log_path, val_path):
+        if resume is False and os.path.exists(path):
+            os.remove(path)
+    steps_per_epoch = max(len(trainset) // config["batch_size"], 1)
+    total_steps = steps_per_epoch * config["epochs"]
+    elapsed = json.loads(ckpt["attrs"].get("elapsed", "0")) if resume else 0.0  # training seconds so far
+    best_path = os.path.join(run_dir, "best.h5")
+    best = json.loads(ckpt["attrs"].get("best", "null")) if resume else None  # {"step", "val_p_mpjpe"}
+
+    def validate(epoch, step, seconds):
+        """Orient (the depth sign by anatomy, orientation.py; a student is checked,
+        never flipped), then score the held-out subject and keep the best weights;
+        returns the report and the validation row."""
+        nonlocal best
+        report = orient(gen, params, state, orient_2d, opt.state, flip=disc is not None)
+        row = {}
+        if valset is not None:
+            val = evaluate_depths(predict_depths(gen, params, state, valset.pose_2d), valset)
+            row = {"val_p_mpjpe": round(val["P-MPJPE"]["Average"], 2),
+                   "val_p_mpjpe_reflection": round(val["P-MPJPE reflection allowed"]["Average"], 2),
+                   "val_n_mpjpe": round(val["N-MPJPE"]["Average"], 2)}
+            _append_csv(val_path, {"epoch": epoch, "step": step, "seconds": round(seconds, 1),
+                                   "lr": float(f"{opt.lr:.6g}"), **row}, key="step")
+            if best is None or row["val_p_mpjpe"] < best["val_p_mpjpe"]:
+                best = {"step": step, "epoch": epoch, "val_p_mpjpe": row["val_p_mpjpe"]}
+                checkpoint.save(best_path, config, {k: v for k, v in params.items() if k.startswith("G/")},
+                                {k: v for k, v in state.items() if k.startswith("G/")}, epoch=epoch,
+                                extra={"oriented": True, "best": best})
+        return report, row
 
     result = None
     for epoch in range(start_epoch + 1, config["epochs"] + 1):
@@ -97,7 +170,11 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         bar = progressbar(len(batches), f"epoch {epoch}/{config['epochs']}") if progressbar else None
         with (bar or _NoBar()) as b:
             for i in range(len(batches)):
+                global_step = (epoch - 1) * steps_per_epoch + i
+                opt.lr = learning_rate(config, global_step, total_steps)
                 history.append(flatten_losses(step(batches[i], *(r[i] for r in randomness))))
+                if config["val_every"] and (global_step + 1) % config["val_every"] == 0 and i + 1 < len(batches):
+                    validate(epoch, global_step + 1, elapsed + time.time() - t0)
                 running = None
                 if (i + 1) % 10 == 0:  # read losses back only now and then (a GPU sync)
                     running = "  ".join(f"{k} {v:.4f}" for k, v in mean_losses(history[-10:]).items()
@@ -107,20 +184,26 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         if not all(math.isfinite(v) for v in losses.values()):
             raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); "
                            f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})")
-        # the depth sign by anatomy (orientation.py); a student is checked, never flipped
-        report = orient(gen, params, state, orient_2d, opt.state, flip=disc is not None)
-        row = {"epoch": epoch, "seconds": round(time.time() - t0, 2), **{k: round(v, 6) for k, v in losses.items()},
-               **{f"{g}/{k}": round(float(v), 4) for g, r in report.items() for k, v in r.items()}}
-        if epoch % config["eval_every"] == 0 or epoch == config["epochs"]:
+        seconds = time.time() - t0
+        report, val_row = validate(epoch, epoch * steps_per_epoch, elapsed + seconds)
+        elapsed += seconds
+        row = {"epoch": epoch, "seconds": round(seconds, 2), **{k: round(v, 6) for k, v in losses.items()},
+               **{f"{g}/{k}": round(float(v), 4) for g, r in report.items() for k, v in r.items()}, **val_row}
+        if valset is None and (epoch % config["eval_every"] == 0 or epoch == config["epochs"]):
             result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset)
             row.update({"p_mpjpe": round(result["P-MPJPE"]["Average"], 2),
                         "p_mpjpe_reflection": round(result["P-MPJPE reflection allowed"]["Average"], 2),
                         "n_mpjpe": round(result["N-MPJPE"]["Average"], 2),
                         "p_mpjpe_mirrored": round(result["P-MPJPE mirrored"]["Average"], 2)})
         _append_csv(log_path, row)
-        checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng, extra={"oriented": True})
+        checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng,
+                        extra={"oriented": True, "elapsed": round(elapsed, 3), "best": best})
         echo(_describe(row, report))
-    if result is None:  # resumed with no epoch left to train
+    if valset is not None:  # the test split scored once, on the weights that validated best
+        echo(f"best validation P-MPJPE {best['val_p_mpjpe']:.1f} mm at step {best['step']} "
+             f"(epoch {best['epoch']}): {best_path}, scored on the test split")
+        gen, params, state = checkpoint.load_model(checkpoint.load(best_path), xp)
+    if valset is not None or result is None:  # (or resumed with nothing left to train)
         result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset)
     return config, result
 
@@ -133,16 +216,18 @@ def _describe(row, report):
     text += f"  | handedness {describe(report)}"
     if "p_mpjpe" in row:
         text += f"  | P-MPJPE {row['p_mpjpe']:.1f} mm (mirrored {row['p_mpjpe_mirrored']:.1f})"
+    if "val_p_mpjpe" in row:
+        text += f"  | validation P-MPJPE {row['val_p_mpjpe']:.1f} mm"
     return text
 
 
-def _append_csv(path, row):
-    """Append one epoch; the header is written with the first row. Epochs after
-    a resume replace the rows they repeat."""
+def _append_csv(path, row, key="epoch"):
+    """Append one row; the header is written with the first row. Rows after a
+    resume replace the rows they repeat (by `key`, epoch or step)."""
     rows = []
     if os.path.exists(path):
         with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
+            rows = [r for r in csv.DictReader(f) if int(r[key]) < row[key]]
     rows.append(row)
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
