@@ -241,10 +241,7 @@ def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce",
     xp = get_array_module(logits)
     n = len(flip)
     flip = flip[:, None].astype(logits.dtype)
-    real, fake = (1 - flip), flip
-    if real_label != 1.0:  # the papers' targets (1.0) stay exact
-        real, fake = real * real_label, fake * real_label
-    loss, d_real, d_fake = discriminator_loss(logits[:n], logits[n:], real, fake, gan)
+    loss, d_real, d_fake = discriminator_loss(logits[:n], logits[n:], (1 - flip) * real_label, flip * real_label, gan)
     disc.backward(xp.concatenate([d_real, d_fake]), c_disc, params, grads)
     return loss
 

@@ -7,7 +7,7 @@ summary also comes as an oracle, labelled so, taking at each epoch the better of
 the two signs by the test split's 3D poses: where it differs from the measured
 one, a run ended on the wrong sign or a mixture.
 
-Validation curves (issue "accuracy per CPU hour"): runs trained with a held-out
+Validation curves (README, "Accuracy per CPU hour"): runs trained with a held-out
 subject (train --val-subject) side by side, validation P-MPJPE against training
 seconds, so recipes compare at equal CPU time.
 
