@@ -173,7 +173,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
                 global_step = (epoch - 1) * steps_per_epoch + i
                 opt.lr = learning_rate(config, global_step, total_steps)
                 history.append(flatten_losses(step(batches[i], *(r[i] for r in randomness))))
-                if config["val_every"] and (global_step + 1) % config["val_every"] == 0 and i + 1 < len(batches):
+                if valset is not None and config["val_every"] and (global_step + 1) % config["val_every"] == 0 \
+                        and i + 1 < len(batches):  # (the epoch's end validates below)
                     validate(epoch, global_step + 1, elapsed + time.time() - t0)
                 running = None
                 if (i + 1) % 10 == 0:  # read losses back only now and then (a GPU sync)
