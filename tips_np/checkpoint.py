@@ -47,6 +47,14 @@ def save(path, config, params, state, adam=None, epoch=0, rng=None, extra=None):
             f.attrs[k] = json.dumps(v)
 
 
+def save_generator(path, config, params, state, epoch=0, extra=None):
+    """The generator alone: its weights and batch-norm statistics (the 'G/' entries)
+    and the configuration; no optimiser, random state or discriminator. Written
+    for a run's best weights (best.h5) and by export."""
+    generator = lambda arrays: {k: v for k, v in arrays.items() if k.startswith("G/")}
+    save(path, config, generator(params), generator(state), epoch=epoch, extra={"oriented": True, **(extra or {})})
+
+
 def export(src, dst):
     """Write the generator of a run (its weights, batch-norm statistics and
     configuration; no optimiser state, random state or discriminator) to `dst`, in
@@ -57,8 +65,8 @@ def export(src, dst):
     gen, params, state = load_model(ckpt)
     config = {**ckpt["config"], "data": None, "teacher": None}
     as32 = lambda arrays: {k: np.asarray(to_numpy(v), np.float32) for k, v in arrays.items()}
-    save(dst, config, as32(params), as32(state), epoch=ckpt["epoch"],
-         extra={"oriented": True, "trained_on": ckpt["config"].get("data"), "exported_from": ckpt["path"]})
+    save_generator(dst, config, as32(params), as32(state), ckpt["epoch"],
+                   {"trained_on": ckpt["config"].get("data"), "exported_from": ckpt["path"]})
     return gen.n_params()
 
 

@@ -6,7 +6,7 @@ Evaluation: on the test split after every epoch, unless a training subject is
 held out for validation (val_subject): then the held-out subject is scored every
 val_every steps and at the end of every epoch (val.csv: P-MPJPE against training
 seconds), the weights that scored best are kept (best.h5: the generator alone,
-as `export` writes it; early stopping chosen on validation), and the test split
+checkpoint.save_generator; early stopping chosen on validation), and the test split
 is scored once, at the end, on those weights, so no choice sees it."""
 import csv
 import json
@@ -154,9 +154,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
                                    "lr": float(f"{opt.lr:.6g}"), **row}, key="step")
             if best is None or row["val_p_mpjpe"] < best["val_p_mpjpe"]:
                 best = {"step": step, "epoch": epoch, "val_p_mpjpe": row["val_p_mpjpe"]}
-                checkpoint.save(best_path, config, {k: v for k, v in params.items() if k.startswith("G/")},
-                                {k: v for k, v in state.items() if k.startswith("G/")}, epoch=epoch,
-                                extra={"oriented": True, "best": best})
+                checkpoint.save_generator(best_path, config, params, state, epoch, {"best": best})
         return report, row
 
     result = None
