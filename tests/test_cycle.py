@@ -166,3 +166,51 @@ def test_discriminator_gradient_with_smoothed_labels_and_scaled_adversarial_weig
     for g in ("torso", "legs"):
         w = cycle.adversarial_weight(g, 10 if g == "torso" else 6)
         np.testing.assert_allclose(scaled[g]["total"] - plain[g]["total"], 6.5 * w * plain[g]["adv"])
+
+
+class Unstacked:
+    """A network whose stacked call (slices > 1) runs as separate calls, one per slice."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def forward(self, params, x, train=True, state=None, rng=None, slices=1):
+        calls = [self.net.forward(params, x_i, train, state, rng) for x_i in np.split(x, slices)]
+        return np.concatenate([y for y, _ in calls]), [c for _, c in calls]
+
+    def backward(self, dy, caches, params, grads=None):
+        if not isinstance(caches, list):  # G(Y): one call
+            return self.net.backward(dy, caches, params, grads)
+        return np.concatenate([self.net.backward(dy_i, c, params, grads)
+                               for dy_i, c in zip(np.split(dy, len(caches)), caches)])
+
+
+@pytest.mark.parametrize("parts,combine", [(["torso", "legs"], False), (["torso", "legs"], True)])
+def test_the_stacked_step_equals_the_unstacked_step(rng, parts, combine):
+    """G(Y~) and the three 90-degree calls run as one stacked call: the step's
+    losses and every gradient are those of five separate calls per group."""
+    gen, disc, params, pose, R = tiny_setup(rng, parts, combine, n=8)
+    flip = np.resize(FLIP, 8)
+    stacked, separate = {}, {}
+    losses = cycle.flatten_losses(cycle.adversarial_step(gen, disc, params, pose, R, flip, stacked))
+    gen.groups = [g._replace(net=Unstacked(g.net)) for g in gen.groups]
+    reference = cycle.flatten_losses(cycle.adversarial_step(gen, disc, params, pose, R, flip, separate))
+    assert set(stacked) == set(separate) == set(params)
+    for k in losses:
+        np.testing.assert_allclose(losses[k], reference[k], rtol=1e-10, err_msg=k)
+    for k in params:
+        np.testing.assert_allclose(stacked[k], separate[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_a_generator_only_step_leaves_the_discriminator(rng):
+    """update_disc=False (a step between the discriminator's updates, --d-every):
+    no discriminator gradient, the same generator gradients and reported losses."""
+    gen, disc, params, pose, R = tiny_setup(rng, ["torso", "legs"])
+    both, g_only = {}, {}
+    l_both = cycle.flatten_losses(cycle.adversarial_step(gen, disc, params, pose, R, FLIP, both))
+    l_g = cycle.flatten_losses(cycle.adversarial_step(gen, disc, params, pose, R, FLIP, g_only, update_disc=False))
+    assert not any(k.startswith("D/") for k in g_only)
+    assert set(g_only) == {k for k in both if k.startswith("G/")}
+    for k in g_only:
+        np.testing.assert_array_equal(g_only[k], both[k])
+    assert l_g == l_both

@@ -27,6 +27,24 @@ def test_quarter_turn_about_the_vertical_gives_the_90_degree_pose(rng):
     np.testing.assert_allclose(turned[..., 2], -pose[..., 0], atol=1e-12)
 
 
+def test_a_pitched_view_turns_about_the_bodys_axis(rng):
+    """A camera looking down 12 degrees sees the body's up axis tilted in depth:
+    with pitch 12 degrees every azimuth keeps that axis where it was (upright in the
+    image, no sideways lean); about the camera's axis it leans by up to 12 degrees.
+    The rotations stay orthonormal, and pitch 0 is the camera's axis exactly."""
+    a, e = rng.uniform(-np.pi, np.pi, 50), np.zeros(50)
+    p = np.radians(12)
+    up = np.array([0.0, -np.cos(p), -np.sin(p)])   # image y points down; the top is nearer the camera
+    R = geometry.rotation_matrices(a, e, np.float64, p)
+    np.testing.assert_allclose(R @ up, np.broadcast_to(up, (50, 3)), atol=1e-12)
+    np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (50, 3, 3)), atol=1e-12)
+    lean = np.degrees(np.abs(np.arctan2((geometry.rotation_matrices(a, e, np.float64) @ up)[:, 0], np.cos(p))))
+    assert lean.max() > 11
+    e = rng.uniform(-0.2, 0.2, 50)
+    np.testing.assert_array_equal(geometry.rotation_matrices(a, e, np.float64, 0.0),
+                                  geometry.rotation_matrices(a, e, np.float64))
+
+
 def test_rotation_matrices_keep_the_pose_dtype():
     R = geometry.rotation_matrices(np.array([0.3]), np.array([0.1]), np.float32)
     assert R.dtype == np.float32

@@ -58,6 +58,49 @@ def test_batchnorm(rng, train):
           {"x": dx, "gamma": g["gamma"], "beta": g["beta"]})
 
 
+def test_batchnorm_of_stacked_calls(rng):
+    """slices=3: three batches stacked, each normalised with its own statistics;
+    gamma and beta get the sum of the three calls' gradients."""
+    x = rng.standard_normal((3 * 6, 4)) * 3 + 1
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    dy = rng.standard_normal((3 * 6, 4))
+    fwd = lambda: batchnorm.batchnorm_forward(x, gamma, beta, slices=3)
+    dx, g = batchnorm.batchnorm_backward(dy, fwd()[1])
+    check(lambda: np.sum(dy * fwd()[0]), {"x": x, "gamma": gamma, "beta": beta},
+          {"x": dx, "gamma": g["gamma"], "beta": g["beta"]})
+    for i in range(3):  # slice i is the call on x[6i:6i+6] alone
+        rows = slice(6 * i, 6 * i + 6)
+        y_i, c_i = batchnorm.batchnorm_forward(x[rows], gamma, beta)
+        np.testing.assert_allclose(fwd()[0][rows], y_i, rtol=1e-12)
+        np.testing.assert_allclose(dx[rows], batchnorm.batchnorm_backward(dy[rows], c_i)[0], rtol=1e-12)
+
+
+def test_stacked_call_equals_separate_calls(rng):
+    """The cycle runs G(Y~) and the three 90-degree calls as one call on four
+    stacked inputs (slices=4): outputs, input gradients and parameter gradients
+    are those of four calls (float32, as training runs), and its gradient checks."""
+    net = MLP("G", 6, 16, 2, 3, out_activation="tanh")
+    params, _ = _small_params(net, rng)
+    xs, dys = rng.standard_normal((4, 32, 6)), rng.standard_normal((4, 32, 3))
+    p32 = {k: v.astype(np.float32) for k, v in params.items()}
+    y, cache = net.forward(p32, xs.reshape(-1, 6).astype(np.float32), slices=4)
+    stacked = {}
+    dx = net.backward(dys.reshape(-1, 3).astype(np.float32), cache, p32, stacked)
+    separate, ys, dxs = {}, [], []
+    for x_i, dy_i in zip(xs.astype(np.float32), dys.astype(np.float32)):
+        y_i, c_i = net.forward(p32, x_i)
+        ys.append(y_i)
+        dxs.append(net.backward(dy_i, c_i, p32, separate))
+    np.testing.assert_allclose(y, np.concatenate(ys), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx, np.concatenate(dxs), rtol=1e-4, atol=1e-6)
+    for k in params:
+        np.testing.assert_allclose(stacked[k], separate[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    fwd = lambda: net.forward(params, xs.reshape(-1, 6), slices=4)
+    grads = {}
+    dx = net.backward(dys.reshape(-1, 3), fwd()[1], params, grads)
+    check(lambda: np.sum(dys.reshape(-1, 3) * fwd()[0]), {"x": xs, **params}, {"x": dx.reshape(xs.shape), **grads})
+
+
 def test_batchnorm_running_statistics_and_eval_mode(rng):
     params, state = batchnorm.batchnorm_init(3, np.float64)
     x = rng.standard_normal((10, 3)) * 2 + 5
@@ -200,6 +243,15 @@ def test_adam_matches_a_hand_computed_step():
     np.testing.assert_allclose(p["w"], [1.0 - 0.2, -2.0 + 0.2], rtol=1e-6)
     np.testing.assert_allclose(opt.state["m/w"], 0.19 * g["w"])
     np.testing.assert_allclose(opt.state["v/w"], 0.0199 * g["w"] ** 2)
+
+
+def test_adam_scales_one_networks_learning_rate():
+    """lr_scale {'D': 0.25}: the discriminator's first step is a quarter of the
+    generator's (at t = 1 every parameter moves by lr * g / |g|)."""
+    p = {"G/w": np.array([1.0]), "D/w": np.array([1.0])}
+    opt = Adam(lr=0.1, lr_scale={"D": 0.25})
+    opt.step(p, {"G/w": np.array([0.5]), "D/w": np.array([0.5])})
+    np.testing.assert_allclose([p["G/w"][0], p["D/w"][0]], [1.0 - 0.1, 1.0 - 0.025], rtol=1e-6)
 
 
 def test_adam_keeps_float32():

@@ -182,7 +182,8 @@ def test_bench_runs_and_writes_json(tmp_path):
                                   "--steps", "2", "--warmup", "1", "--out", str(out)])
     assert r.exit_code == 0, r.output
     figures = json.loads(out.read_text())
-    assert figures["matmuls_per_step"] > 0 and 0 < figures["matmul_share"]
+    assert figures["matmuls_per_step"] > 0 and 0 < figures["matmul_share_min"] <= figures["matmul_share"] \
+        <= figures["matmul_share_max"] < 1 and len(figures["matmul_shares"]) == 5
     assert figures["step_s_median"] > 0 and figures["plain_matmul_gflops"] > 0
     assert "poses/s" in r.output
 
@@ -196,12 +197,12 @@ def test_bench_on_cuda_without_a_gpu_is_a_clear_error():
 
 
 def test_a_short_default_run_lifts_better_than_flat_poses(tmp_path):
-    """Five epochs of the README's recipe (the command line's default, cpu) on the
+    """Eight epochs of the README's recipe (the command line's default, cpu) on the
     shipped sample: as measured, with the depth sign the model decided, better than
-    z_hat = 0 and than its mirror."""
-    _, result = train({"recipe": "cpu", "epochs": 5, "eval_every": 5}, str(tmp_path / "run"), echo=lambda s: None)
+    z_hat = 0 and than its mirror (measured: 92.2 mm, z_hat = 0 105.4, mirror 174.3)."""
+    _, result = train({"recipe": "cpu", "epochs": 8, "eval_every": 8}, str(tmp_path / "run"), echo=lambda s: None)
     mm = {k: v["Average"] for k, v in result.items()}
-    assert mm["P-MPJPE"] < mm["P-MPJPE z=0"] - 3 and mm["P-MPJPE"] < mm["P-MPJPE mirrored"], mm
+    assert mm["P-MPJPE"] < mm["P-MPJPE z=0"] - 5 and mm["P-MPJPE"] < mm["P-MPJPE mirrored"], mm
 
 
 def test_dropout_trains_seeded_and_resumes_exactly(tmp_path, tiny_data):
@@ -360,3 +361,22 @@ def test_recipe_paper_on_the_command_line_is_the_papers_method_bit_for_bit(tmp_p
         np.testing.assert_array_equal(paper["params"][k], python["params"][k])
     assert default["config"]["adv_scale"] == RECIPES["cpu"]["adv_scale"] != paper["config"]["adv_scale"]
     assert not np.array_equal(default["params"]["G/legs/fc_out/W"], python["params"]["G/legs/fc_out/W"])
+
+
+def test_the_discriminator_is_updated_on_one_step_in_d_every(tmp_path, tiny_data, monkeypatch):
+    """--d-every 3: train_step is told to update the discriminator on steps 0, 3, 6, ...
+    only; --view-pitch reaches it in radians; these and --d-lr-scale are recorded in
+    the run's configuration."""
+    seen = []
+
+    def recording_step(*args):
+        seen.append(args[-2:])  # (update_disc, pitch)
+        return cycle.train_step(*args)
+    monkeypatch.setattr("tips_np.train.train_step", recording_step)
+    config, _ = train({**TINY, "epochs": 1, "data": tiny_data, "d_every": 3, "d_lr_scale": 0.5, "view_pitch": 12.0},
+                      str(tmp_path / "run"), echo=lambda s: None)
+    assert [u for u, _ in seen] == [i % 3 == 0 for i in range(len(seen))] and len(seen) > 3
+    assert {p for _, p in seen} == {np.radians(12.0)}
+    saved = checkpoint.load(str(tmp_path / "run"))["config"]
+    assert (saved["d_every"], saved["d_lr_scale"], saved["view_pitch"]) == (3, 0.5, 12.0)
+    assert (config["d_every"], config["d_lr_scale"]) == (3, 0.5)

@@ -1,11 +1,14 @@
 """Timing whole adversarial training steps.
 
-Steps are timed whole. Then a few more steps run with every matrix product timed
-where it stands (Linear's forward and backward wrapped; on a GPU each product is
-synchronised, which only these instrumented steps pay for): their time over the
-step's time is the share of the step spent in matrix products. Achieved GFLOP/s
-(the step's matmul FLOPs over the whole step time) is set against the same
-device's plain large matrix product.
+Steps are timed whole. Then a few more steps run instrumented: every matrix
+product of Linear's forward and backward is timed where it stands (on a GPU each
+product is synchronised, which only these steps pay for), and so is the whole
+instrumented step. The share of the step spent in matrix products is, per
+instrumented step, its products' time over its own time (the timers' overhead,
+a microsecond per product, is inside both); bench reports the median and the
+range over those steps, so that the spread is seen. Achieved GFLOP/s (the step's
+matmul FLOPs over the median plain step time) is set against the same device's
+plain large matrix product.
 """
 import json
 import os
@@ -46,10 +49,10 @@ def plain_matmul_gflops(xp, n, repeats=5):
     return 2 * n ** 3 / min(_timed(lambda: a @ b, repeats)) / 1e9
 
 
-def time_matmuls(step, repeats=2):
+def time_matmuls(step, repeats=5):
     """Run step() `repeats` times with every matrix product of Linear's forward
-    and backward timed in place; return (shapes (m, k, n) of one step, seconds
-    of matrix products per step)."""
+    and backward timed in place; return (shapes (m, k, n) of one step, and per
+    step (seconds in matrix products, seconds of the whole step))."""
     shapes, seconds = [], [0.0]
 
     def product(a, b):
@@ -78,12 +81,15 @@ def time_matmuls(step, repeats=2):
     try:
         for m, _, _ in saved:
             m.linear_forward, m.linear_backward = fwd, bwd
+        per_step = []
         for _ in range(repeats):
-            step()
+            seconds[0] = 0.0
+            whole = _timed(step, 1)[0]
+            per_step.append((seconds[0], whole))
     finally:
         for m, f, b in saved:
             m.linear_forward, m.linear_backward = f, b
-    return shapes[:len(shapes) // repeats], seconds[0] / repeats
+    return shapes[:len(shapes) // repeats], per_step
 
 
 def one_step_setup(device, parts, width, blocks, batch, seed=0, w_inf=0.0):
@@ -125,7 +131,7 @@ def compare_step(device="cuda", parts=("torso", "legs"), width=128, blocks=2, ba
 
 
 def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
-          steps=5, warmup=2, seed=0, echo=print, w_inf=0.0):
+          steps=5, warmup=2, seed=0, echo=print, w_inf=0.0, instrumented=5):
     xp = backend.use_device(device)
     step, _ = one_step_setup(device, parts, width, blocks, batch, seed, w_inf)
 
@@ -134,7 +140,9 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     echo(f"timing {steps} steps")
     times = _timed(step, steps)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    shapes, matmul_s = time_matmuls(step)
+    echo(f"timing the matrix products of {instrumented} more steps")
+    shapes, per_step = time_matmuls(step, instrumented)
+    shares = [matmul / whole for matmul, whole in per_step]
     flops = sum(2 * m * k * n for m, k, n in shapes)
     step_s = statistics.median(times)
     peak = plain_matmul_gflops(xp, 4096 if device == "cuda" else 2048)
@@ -143,7 +151,8 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
         "device": device, "parts": list(parts), "width": width, "blocks": blocks, "batch": batch, "w_inf": w_inf,
         "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
         "poses_per_s": batch / step_s, "matmuls_per_step": len(shapes), "matmul_gflop_per_step": flops / 1e9,
-        "matmul_s_in_step": matmul_s, "matmul_share": matmul_s / step_s,
+        "matmul_s_in_step": statistics.median(m for m, _ in per_step), "matmul_share": statistics.median(shares),
+        "matmul_share_min": min(shares), "matmul_share_max": max(shares), "matmul_shares": shares,
         "achieved_gflops": achieved, "plain_matmul_gflops": peak, "fraction_of_plain": achieved / peak,
         "peak_rss_mb": peak_rss_mb,
         "gpu_pool_peak_mb": backend.gpu_pool_bytes() / 2 ** 20,
@@ -161,8 +170,9 @@ def format_report(r):
             f"step         {r['step_s_median'] * 1e3:9.1f} ms median "
             f"({r['step_s_min'] * 1e3:.1f}-{r['step_s_max'] * 1e3:.1f})\n"
             f"throughput   {r['poses_per_s']:9.0f} poses/s\n"
-            f"matmuls      {r['matmul_share'] * 100:9.1f} % of the step "
-            f"({r['matmuls_per_step']} products, {r['matmul_gflop_per_step']:.1f} GFLOP)\n"
+            f"matmuls      {r['matmul_share'] * 100:9.1f} % of the step, median of {len(r['matmul_shares'])} "
+            f"instrumented steps ({r['matmul_share_min'] * 100:.1f}-{r['matmul_share_max'] * 100:.1f}); "
+            f"{r['matmuls_per_step']} products, {r['matmul_gflop_per_step']:.1f} GFLOP\n"
             f"achieved     {r['achieved_gflops']:9.1f} GFLOP/s over the whole step = "
             f"{r['fraction_of_plain'] * 100:.1f} % of a plain matmul ({r['plain_matmul_gflops']:.1f} GFLOP/s)\n"
             f"peak memory  {r['peak_rss_mb']:9.0f} MB RSS" +

@@ -125,6 +125,16 @@ ADVERSARIAL = [
     click.option("--real-label", default=None, type=click.FloatRange(0, 1, min_open=True),
                  help="The discriminator's target for real poses [default: the recipe's; papers: 1; "
                       "0.8 smooths it]."),
+    click.option("--view-pitch", default=None, type=click.FloatRange(-45, 45),
+                 help="Turn the synthetic views about the body's vertical axis as a camera looking down "
+                      "this many degrees sees it (Human3.6M's cameras: about 12), not about the camera's "
+                      "[default: the recipe's; papers: 0, the camera's axis]."),
+    click.option("--d-lr-scale", default=None, type=click.FloatRange(min=0, min_open=True),
+                 help="The discriminator's learning rate as a multiple of --lr [default: the recipe's; "
+                      "papers: 1]."),
+    click.option("--d-every", default=None, type=click.IntRange(min=1),
+                 help="Update the discriminator on one step in k (the generators on every step) "
+                      "[default: the recipe's; papers: 1]."),
 ]
 
 
@@ -372,17 +382,20 @@ def correlations(model, pair, poses, data, device, out):
 @click.option("--batch", default=1024, show_default=True, type=click.IntRange(min=2))
 @click.option("--steps", default=5, show_default=True, type=click.IntRange(min=1), help="Timed steps.")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--instrumented", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Further steps with every matrix product timed (the share's median and range).")
 @click.option("--w-inf", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Time the step with the all-angle consistency (any weight > 0).")
 @click.option("--out", default="bench.json", show_default=True, type=click.Path(dir_okay=False),
               help="JSON file for the figures.")
-def bench(device, parts, width, blocks, batch, steps, warmup, w_inf, out):
+def bench(device, parts, width, blocks, batch, steps, warmup, instrumented, w_inf, out):
     """Time whole adversarial training steps (both networks, all losses) and
     report step time, poses/s, the share of time in matrix products, achieved
     GFLOP/s against the device's plain matrix product, and peak memory."""
     from .bench import bench as run_bench
     from .bench import format_report, write_report
-    report = run_bench(device, parts, width, blocks, batch, steps, warmup, echo=click.echo, w_inf=w_inf)
+    report = run_bench(device, parts, width, blocks, batch, steps, warmup, echo=click.echo, w_inf=w_inf,
+                       instrumented=instrumented)
     write_report(out, report)
     click.echo(format_report(report) + f"\nwritten to {out}")
 

@@ -14,10 +14,14 @@ any shift that all fakes share (say, every depth too large), which is just the
 error the generators most need to hear about. It is updated from the same forward
 pass (simultaneous update), Y~ held fixed, with label flipping.
 
-Caches are let go as early as the maths allows (the discriminator's after its two
-backwards, each 90-degree call's after its own backward); every group's G(Y) and
-G(Y~) caches live until its own backward: at width 1024 and batch 8192 one
-generator call caches about 0.7 GB.
+After G(Y), each group's network is called four more times: on Y~ (eq. 2) and on
+the three turned poses of eqs. 3-5. Their inputs are all known once z_hat is, so
+they run as ONE call on the four inputs stacked, each batch-normalised with its
+own statistics (slices=4): the maths of four calls, in larger matrix products
+and a quarter of the passes. Caches are let go as early as the maths allows (the
+discriminator's after its two backwards, a group's stacked call's after its
+backward); every group's G(Y) cache lives until its own backward: at width 1024
+and batch 8192 one generator call on one batch caches about 0.7 GB.
 """
 from typing import NamedTuple
 
@@ -85,16 +89,16 @@ class View(NamedTuple):
 
 class Back(NamedTuple):
     """Y~ lifted again and taken back to the original view: P R^-1 (Y~, G(Y~)) s."""
-    z_tilde: object    # G(Y~) (N, 17)
+    z_tilde: object    # G(Y~) (N, 17), of one group's keypoints (0 elsewhere)
     z_raw: object      # z_tilde * scale
-    c_lift: list       # each group's cache of G(Y~)
     pose_2d_back: object
 
 
 def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", state=None, perspective=None,
-                     rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0):
+                     rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0, update_disc=True):
     """Losses of every group and of the discriminator and, into `grads`, each
-    generator group's gradient of its own L_p and the discriminator's gradient.
+    generator group's gradient of its own L_p and (if update_disc) the
+    discriminator's gradient.
 
     pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) random views;
     flip: (N,) True where the discriminator's label is flipped; perspective: None
@@ -103,26 +107,29 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
     the all-angle consistency of TIPS's appendix A.3 (0, the papers' method: left out);
     adv_scale multiplies TIPS's adversarial weights (1: the papers') and real_label
     is the discriminator's target for real poses (1: the papers'; 0.8 smooths it).
+    update_disc False leaves the discriminator's backward out (its loss is still
+    reported): a step that updates the generators only.
     Returns losses: {group: {adv, l2d, l90[, linf], total}, 'D': discriminator loss}.
     """
     z_hat, c_lift = gen.lift(params, pose_2d, True, state, rng)                 # eq. 1
     view = random_view(pose_2d, z_hat, R, perspective)
     loss_adv, d_y_tilde_adv, loss_disc = adversarial_losses(disc, params, pose_2d, view.y_tilde, flip,
-                                                            grads, gan, state, rng, real_label)
-    back = lift_back(gen, params, view, R, perspective, rng)
+                                                            grads if update_disc else None, gan, state, rng,
+                                                            real_label)
     losses = {"D": loss_disc}
-    for group, c_first, c_back in zip(gen.groups, c_lift, back.c_lift):
+    for group, c_first in zip(gen.groups, c_lift):
         w_adv = adv_scale * adversarial_weight(group.name, len(group.joints))
-        # d L_p / d Y~: through L2D (eq. 2) and the shared L_adv (eq. 6), then back to z_hat
-        l2d, d_y_tilde, d_scale = reprojection_backward(group, c_back, pose_2d, view, back, R, params, grads,
-                                                        perspective)
+        # L2D and L90 from one stacked call of G; d L_p / d Y~ through L2D (eq. 2) and
+        # the shared L_adv (eq. 6), then back to z_hat, where L90's gradient joins it
+        l2d, l90, d_y_tilde, d_scale, d_z_90 = consistency_losses(group, params, pose_2d, z_hat, view, R, grads,
+                                                                  perspective, rng, w_90)
         d_y_tilde += w_adv * d_y_tilde_adv
-        d_z = random_view_backward(d_y_tilde, d_scale, view, R, perspective)[:, group.joints]
+        d_z = random_view_backward(d_y_tilde, d_scale, view, R, perspective)[:, group.joints] + d_z_90
         terms = {"adv": loss_adv, "l2d": l2d}
         total = w_adv * loss_adv + W_2D * l2d
         if w_90:
-            terms["l90"] = ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng, w_90)
-            total = total + w_90 * terms["l90"]                                           # eqs. 3-5
+            terms["l90"] = l90
+            total = total + w_90 * l90                                                    # eqs. 3-5
         if w_inf:
             terms["linf"] = all_angle_constraint(group, c_first, params, pose_2d, z_hat, d_z, grads, w_inf)
             total = total + w_inf * terms["linf"]                                         # A.3, eq. 16
@@ -148,7 +155,8 @@ def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", s
                        real_label=1.0):
     """TIPS eq. 6 on the whole reprojected pose. D sees [Y; Y~] in one batch.
     Returns the generators' loss, its gradient at Y~ (N, 17, 2), and the
-    discriminator's loss, whose gradient (Y~ held fixed) goes into grads."""
+    discriminator's loss, whose gradient (Y~ held fixed) goes into grads (None:
+    not computed)."""
     xp = get_array_module(pose_2d)
     n = len(pose_2d)
     logits, c_disc = disc.forward(params, xp.concatenate([flat(pose_2d), flat(y_tilde)]), True, state, rng)
@@ -159,50 +167,60 @@ def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", s
     return loss_adv, d_y_tilde_adv, loss_disc
 
 
-def lift_back(gen, params, view, R, perspective=None, rng=None):
-    """Y~ -> G(Y~) -> undo the normalisation and the view's projection -> R^-1 -> P,
-    which should give Y back (eq. 2)."""
-    z_tilde, c_lift = gen.lift(params, view.y_tilde, True, None, rng)
-    z_raw = z_tilde * view.scale[:, None]
+def consistency_losses(group, params, pose_2d, z_hat, view, R, grads, perspective=None, rng=None, w_90=W_90):
+    """L2D (TIPS eq. 2) and L90 (eqs. 3-5) of one group, from ONE call of its
+    network on four stacked inputs (each its own batch for batch-norm): Y~, and
+    (u, y) of the three turns, which should give t. The stacked backward adds the
+    four calls' weight gradients into grads. w_90 = 0 leaves the turns out.
+    Returns (L2D, L90, d L2D / d Y~ (N, 17, 2), d L2D / d scale (N,),
+    w_90 d L90 / d z_hat (N, k): u or t contain z_hat)."""
+    xp = get_array_module(pose_2d)
+    n, k = len(pose_2d), len(group.joints)
+    x, y, z = pose_2d[:, group.joints, 0], pose_2d[:, group.joints, 1], z_hat[:, group.joints]
+    turns = ((z, -x, 1, 0), (-z, x, -1, 0), (-x, -z, 0, -1)) if w_90 else ()   # (u, t, du/dz_hat, dt/dz_hat)
+    inputs = [view.y_tilde[:, group.joints]] + [xp.stack([u, y], axis=-1) for u, _, _, _ in turns]
+    out, cache = group.net.forward(params, xp.concatenate(inputs).reshape(len(inputs) * n, 2 * k), True, None,
+                                   rng, slices=len(inputs))
+    out = out.reshape(len(inputs), n, k)
+    back = lift_back(group, out[0], view, R, perspective)                          # G(Y~)
+    l2d, d_y_tilde, d_scale, d_z_tilde = reprojection_backward(group, pose_2d, view, back, R, perspective)
+    d_out, d_z, l90 = [d_z_tilde], xp.zeros_like(z), 0.0
+    for z_turned, (_, t, _, dt_dz) in zip(out[1:], turns):                          # G(u, y) = t
+        loss, d_turned, d_t = ninety_degree_loss(z_turned, t)
+        l90 = l90 + loss
+        d_out.append(w_90 * d_turned)
+        d_z += dt_dz * w_90 * d_t
+    d_in = group.net.backward(xp.concatenate(d_out), cache, params, grads).reshape(len(inputs), n, k, 2)
+    d_y_tilde[:, group.joints] += d_in[0]
+    for d_in_turned, (_, _, du_dz, _) in zip(d_in[1:], turns):
+        d_z += du_dz * d_in_turned[..., 0]
+    return l2d, l90, d_y_tilde, d_scale, d_z
+
+
+def lift_back(group, z_tilde, view, R, perspective=None):
+    """G(Y~) of one group's keypoints (N, k), with Y~'s own (x, y), undone out of the
+    normalisation and the view's projection, R^-1, P: which should give Y back (eq. 2)."""
+    xp = get_array_module(z_tilde)
+    z_full = xp.zeros(view.y_raw.shape[:2], z_tilde.dtype)
+    z_full[:, group.joints] = z_tilde
+    z_raw = z_full * view.scale[:, None]
     R_inv = R.transpose(0, 2, 1)
     pose_2d_back = project(rotate(unproject_view(view.y_raw, z_raw, perspective), R_inv))
-    return Back(z_tilde, z_raw, c_lift, pose_2d_back)
+    return Back(z_full, z_raw, pose_2d_back)
 
 
-def reprojection_backward(group, c_back, pose_2d, view, back, R, params, grads, perspective=None):
+def reprojection_backward(group, pose_2d, view, back, R, perspective=None):
     """L2D of one group (TIPS eq. 2) and its gradient, through P, R^-1, the view's
     unprojection and the undone normalisation (y_raw = scale Y~ and z_raw = scale
-    z~, so the scale gets a gradient too), and through G(Y~) into grads.
-    Returns (L2D, d L2D / d Y~ (N, 17, 2), d L2D / d scale (N,))."""
-    n, k = len(pose_2d), len(group.joints)
+    z~, so the scale gets a gradient too).
+    Returns (L2D, d L2D / d Y~ (N, 17, 2), d L2D / d scale (N,), d L2D / d G(Y~) (N, k))."""
     l2d, d_back = reprojection_loss(pose_2d, back.pose_2d_back, group.joints)
     d_view_3d = rotate_backward(project_backward(W_2D * d_back), R.transpose(0, 2, 1))
     d_y_raw, d_z_raw = unproject_view_backward(d_view_3d, view.y_raw, back.z_raw, perspective)
     d_scale = (d_y_raw * view.y_tilde).sum(axis=(1, 2)) + (d_z_raw * back.z_tilde).sum(axis=1)
     d_y_tilde = d_y_raw * view.scale[:, None, None]
-    d_z_tilde = d_z_raw * view.scale[:, None]
-    d_in = group.net.backward(d_z_tilde[:, group.joints], c_back, params, grads)   # G(Y~)
-    d_y_tilde[:, group.joints] += d_in.reshape(n, k, 2)
-    return l2d, d_y_tilde, d_scale
-
-
-def ninety_degree_constraints(group, params, pose_2d, z_hat, d_z, grads, rng=None, w_90=W_90):
-    """L90 of one group (TIPS eqs. 3-5): three more calls G(u, y) that should give
-    t. Each call's backward follows its forward, so its cache goes at once (the
-    caches of G(Y) and G(Y~) stay alive throughout). (du/dz_hat, dt/dz_hat) carry
-    the gradient into z_hat, which u or t contain: it is added into d_z (N, k).
-    Returns L90."""
-    xp = get_array_module(pose_2d)
-    n, k = len(pose_2d), len(group.joints)
-    x, y, z = pose_2d[:, group.joints, 0], pose_2d[:, group.joints, 1], z_hat[:, group.joints]
-    l90 = 0.0
-    for u, t, du_dz, dt_dz in ((z, -x, 1, 0), (-z, x, -1, 0), (-x, -z, 0, -1)):
-        z_turned, c_turned = group.net.forward(params, xp.stack([u, y], axis=-1).reshape(n, -1), True, None, rng)
-        loss, d_turned, d_t = ninety_degree_loss(z_turned, t)
-        l90 = l90 + loss
-        d_in = group.net.backward(w_90 * d_turned, c_turned, params, grads).reshape(n, k, 2)[..., 0]
-        d_z += du_dz * d_in + dt_dz * w_90 * d_t
-    return l90
+    d_z_tilde = d_z_raw[:, group.joints] * view.scale[:, None]
+    return l2d, d_y_tilde, d_scale, d_z_tilde
 
 
 def all_angle_constraint(group, c_first, params, pose_2d, z_hat, d_z, grads, w_inf):
@@ -237,24 +255,28 @@ def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce",
     """The discriminator's loss (eq. 6) on real Y against the fixed Y~, from its
     forward on [Y; Y~]; real targets are real_label (1, or 0.8 smoothed), fake 0,
     and the labels of the samples where `flip` (N,) is set are swapped. Adds D's
-    gradients into grads."""
+    gradients into grads (None: the loss alone)."""
     xp = get_array_module(logits)
     n = len(flip)
     flip = flip[:, None].astype(logits.dtype)
     loss, d_real, d_fake = discriminator_loss(logits[:n], logits[n:], (1 - flip) * real_label, flip * real_label, gan)
-    disc.backward(xp.concatenate([d_real, d_fake]), c_disc, params, grads)
+    if grads is not None:
+        disc.backward(xp.concatenate([d_real, d_fake]), c_disc, params, grads)
     return loss
 
 
 def train_step(gen, disc, params, state, opt, pose_2d, azimuth, elevation, flip, gan="bce",
-               perspective=None, rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0):
-    """One step of both networks: every gradient, then one Adam update. The
+               perspective=None, rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0, update_disc=True,
+               pitch=0.0):
+    """One step of both networks (of the generators alone if not update_disc):
+    every gradient, then one Adam update. The
     random views and label flips (N,) are drawn by the caller (draw_randomness)
     and live where pose_2d lives, so a GPU step copies nothing from the host;
-    rng draws dropout masks, if any."""
-    R = rotation_matrices(azimuth, elevation, pose_2d.dtype)
+    rng draws dropout masks, if any; pitch (radians) turns the views about the
+    body's axis as a camera looking down sees it (geometry.rotation_matrices)."""
+    R = rotation_matrices(azimuth, elevation, pose_2d.dtype, pitch)
     grads = {}
     losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective, rng, w_90, w_inf,
-                              adv_scale, real_label)
+                              adv_scale, real_label, update_disc)
     opt.step(params, grads)
     return losses

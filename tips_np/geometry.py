@@ -10,19 +10,32 @@ derivation assumes; or, as an option, in perspective from a camera `depth` units
 in front of the root, P(x, y, z) = (x, y) d / (d + z). Angles are drawn by the
 training loop and passed in.
 """
+import numpy as np
+
 from .backend import get_array_module
 
 
-def rotation_matrices(azimuth, elevation, dtype):
-    """(N,) azimuths and elevations (radians) -> (N, 3, 3) rotations, built in `dtype`
-    (np.cos of a float64 angle would otherwise turn float32 poses into float64)."""
+def rotation_matrices(azimuth, elevation, dtype, pitch=0.0):
+    """(N,) azimuths and elevations (radians) -> (N, 3, 3) rotations R_x(e) R_y(a), built
+    in `dtype` (np.cos of a float64 angle would otherwise turn float32 poses into float64).
+
+    pitch (radians, a constant): how far the camera looks down on the subject. R_y turns
+    the pose about the camera's vertical axis, but a camera that looks down sees the
+    body's own vertical axis tilted in depth by the pitch, and turning about the wrong
+    axis makes the body lean sideways in the new view (by up to the pitch), as no real
+    camera shows it. With a pitch the azimuth turns about the body's axis instead:
+    R_x(e) T R_y(a) T^T, T = R_x(pitch). 0 (the papers'): about the camera's axis."""
     xp = get_array_module(azimuth)
     a, e = azimuth.astype(dtype), elevation.astype(dtype)
     ca, sa, ce, se = xp.cos(a), xp.sin(a), xp.cos(e), xp.sin(e)
     one, zero = xp.ones_like(a), xp.zeros_like(a)
     R_y = xp.stack([ca, zero, -sa, zero, one, zero, sa, zero, ca], axis=-1).reshape(-1, 3, 3)
     R_x = xp.stack([one, zero, zero, zero, ce, -se, zero, se, ce], axis=-1).reshape(-1, 3, 3)
-    return R_x @ R_y
+    if not pitch:
+        return R_x @ R_y
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    T = xp.asarray(np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]], dtype))
+    return R_x @ (T @ R_y @ T.T)
 
 
 def rotate(pose_3d, R):

@@ -62,14 +62,14 @@ class SplitCombine:
     def init(self, rng, dtype=np.float32):
         return init_networks(self.encoders + [self.combiner], rng, dtype)
 
-    def forward(self, params, x, train=True, state=None, rng=None):
+    def forward(self, params, x, train=True, state=None, rng=None, slices=1):
         xp = get_array_module(x)
         feats, caches = [], []
         for cols, enc in zip(self.columns, self.encoders):
-            f, c = enc.forward(params, x[:, cols], train, state, rng)
+            f, c = enc.forward(params, x[:, cols], train, state, rng, slices)
             feats.append(f)
             caches.append(c)
-        y, c_comb = self.combiner.forward(params, xp.concatenate(feats, axis=1), train, state, rng)
+        y, c_comb = self.combiner.forward(params, xp.concatenate(feats, axis=1), train, state, rng, slices)
         return y, (caches, c_comb, x.shape)
 
     def backward(self, dy, cache, params, grads=None):

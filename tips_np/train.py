@@ -34,15 +34,18 @@ DEFAULTS = dict(
     activation="relu", dropout=0.0, epochs=40, batch_size=256, lr=2e-4, betas=[0.9, 0.999],
     gan="bce", azimuth=180.0, perspective=None, seed=0, eval_every=1, data=None, device="cpu", teacher=None,
     w_90=3.0, w_inf=0.0, adv_scale=1.0, real_label=1.0, lr_schedule="constant", val_subject=None, val_every=0,
-    recipe="paper",
+    recipe="paper", d_lr_scale=1.0, d_every=1, view_pitch=0.0,
 )
 RECIPES = {
     # TIPS and the representations paper: adversarial weights 0.08 (torso) and 0.05
     # (legs), real label 1, Adam at a constant 2e-4 (their sizes: --width 1024
     # --blocks 4 --batch-size 8192)
-    "paper": dict(adv_scale=1.0, real_label=1.0, lr_schedule="constant", lr=2e-4),
-    # the most accurate per CPU second found (README, "Accuracy per CPU hour")
-    "cpu": dict(adv_scale=7.5, real_label=0.8, lr_schedule="cosine", lr=2e-4),
+    "paper": dict(adv_scale=1.0, real_label=1.0, lr_schedule="constant", lr=2e-4, d_lr_scale=1.0, d_every=1,
+                  view_pitch=0.0),
+    # the most accurate per CPU second found (README, "Accuracy per CPU hour"): a strong
+    # adversarial term, a slower discriminator, views turned about the body's axis
+    "cpu": dict(adv_scale=7.5, real_label=0.8, lr_schedule="cosine", lr=1e-4, d_lr_scale=0.25, d_every=1,
+                view_pitch=12.0),
 }
 LR_FLOOR = 0.01  # the cosine schedule ends at 1% of the initial learning rate
 
@@ -89,7 +92,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     gen, disc = build(config)
     rng = np.random.default_rng(config["seed"])
     params, state = init_networks([gen] + ([disc] if disc is not None else []), rng)
-    opt = Adam(config["lr"], config["betas"])
+    opt = Adam(config["lr"], config["betas"], lr_scale={"D": config["d_lr_scale"]})
     start_epoch = 0
     if resume:
         checkpoint.check_names(ckpt_path, {k: v.shape for k, v in params.items()}, ckpt["params"], "parameter")
@@ -113,14 +116,15 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         echo(f"teachers' depth sign: {describe(orient(teacher, t_params, t_state, orient_2d))}")
         z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
 
-        def step(idx, azimuth, elevation, flip):
+        def step(global_step, idx, azimuth, elevation, flip):
             return distill_step(gen, params, state, opt, train_2d[idx], z_teacher[idx], rng)
         critic = f"distilled from {config['teacher']} ({teacher.n_params():,} parameters)"
     else:
-        def step(idx, azimuth, elevation, flip):
+        def step(global_step, idx, azimuth, elevation, flip):  # D updated on one step in d_every
             return train_step(gen, disc, params, state, opt, train_2d[idx], azimuth, elevation, flip,
                               config["gan"], config["perspective"], rng, config["w_90"], config["w_inf"],
-                              config["adv_scale"], config["real_label"])
+                              config["adv_scale"], config["real_label"], global_step % config["d_every"] == 0,
+                              math.radians(config["view_pitch"]))
         critic = f"discriminator {disc.n_params():,}"
     os.makedirs(run_dir, exist_ok=True)  # only now that the data, the teachers and any checkpoint loaded
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
@@ -170,7 +174,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
             for i in range(len(batches)):
                 global_step = (epoch - 1) * steps_per_epoch + i
                 opt.lr = learning_rate(config, global_step, total_steps)
-                history.append(flatten_losses(step(batches[i], *(r[i] for r in randomness))))
+                history.append(flatten_losses(step(global_step, batches[i], *(r[i] for r in randomness))))
                 if valset is not None and config["val_every"] and (global_step + 1) % config["val_every"] == 0 \
                         and i + 1 < len(batches):  # (the epoch's end validates below)
                     validate(epoch, global_step + 1, elapsed + time.time() - t0)

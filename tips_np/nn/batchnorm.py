@@ -9,9 +9,11 @@ A network is called several times per training step on different inputs; the
 caller decides which calls update the running statistics (see nn/mlp.py).
 
 Under each NumPy expression sits the fused CuPy kernel that replaces it on a GPU.
-Contract of every kernel here: x, dy, x_hat, y are (N, D); mean, inv_std, gamma,
-beta, scale, mean_dy, mean_dy_xhat are (D,) vectors broadcast over the batch; the
-reductions run over axis 0 and give (D,); float32 or float64 (T).
+Contract of every kernel here: x, dy, x_hat, y are (N, D), or (slices, n, D) for a
+stacked call; mean, inv_std, gamma, beta, scale, mean_dy, mean_dy_xhat are (D,),
+(1, D) or (slices, 1, D), broadcast over the batch; the reductions run over the
+batch axis (0, or 1 of a stacked call) and give (D,) or (slices, D); float32 or
+float64 (T).
 """
 import numpy as np
 
@@ -27,30 +29,36 @@ def batchnorm_init(d, dtype=np.float32):
     return params, state
 
 
-def batchnorm_forward(x, gamma, beta, state=None, train=True):
+def batchnorm_forward(x, gamma, beta, state=None, train=True, slices=1):
     """Return y and the cache for batchnorm_backward.
 
     train=True: batch statistics; if `state` is given, its running statistics are
     updated in place. train=False: normalise with state's running statistics.
+    slices > 1 (training, no state): x is that many batches stacked along the
+    batch axis (several calls of one network run as one), each normalised with its
+    own statistics: the same maths as one call per slice, in fewer and larger passes.
     """
     xp = get_array_module(x)
-    n = x.shape[0]
-    mean = x.mean(axis=0) if train else state["running_mean"]
+    if slices > 1:
+        assert train and state is None, "stacked calls use their own batch statistics and update none"
+        x = x.reshape(slices, -1, x.shape[-1])     # (slices, n, D): the batch axis is -2 throughout
+    n = x.shape[-2]
+    mean = x.mean(axis=-2, keepdims=True) if train else state["running_mean"]
     if on_gpu(x):
-        var = batchnorm_variance_kernel(x, mean, axis=0) if train else state["running_var"]
+        var = batchnorm_variance_kernel(x, mean, axis=x.ndim - 2) if train else state["running_var"]
         inv_std = 1 / xp.sqrt(var + EPS)
-        y, x_hat = batchnorm_forward_kernel(x, mean, inv_std, gamma, beta)
+        y, x_hat = batchnorm_forward_kernel(x, mean, inv_std[..., None, :], gamma, beta)
     else:
         # the same maths in as few passes over the (N, D) array as NumPy allows
         x_hat = x - mean
-        var = np.einsum("ij,ij->j", x_hat, x_hat) / n if train else state["running_var"]
-        inv_std = 1 / np.sqrt(var + EPS)
-        x_hat *= inv_std                 # x_hat = (x - mean) / sqrt(var + eps)
+        var = np.einsum("...ij,...ij->...j", x_hat, x_hat) / n if train else state["running_var"]
+        inv_std = 1 / np.sqrt(var + EPS)  # (D,), or (slices, D)
+        x_hat *= inv_std[..., None, :]   # x_hat = (x - mean) / sqrt(var + eps)
         y = x_hat * gamma
         y += beta                        # y = gamma x_hat + beta
     if train and state is not None:
-        update_running_statistics(state, mean, var * (n / max(n - 1, 1)))
-    return y, (x_hat, gamma, inv_std, train)
+        update_running_statistics(state, mean[0], var * (n / max(n - 1, 1)))
+    return y.reshape(-1, y.shape[-1]), (x_hat, gamma, inv_std, train)
 
 
 batchnorm_variance_kernel = reduction(  # mean over the batch of (x - mean)^2, no temporary
@@ -74,27 +82,32 @@ def batchnorm_backward(dy, cache, need_param_grads=True):
     """Return dx and {'gamma': dgamma, 'beta': dbeta}.
 
     With batch statistics the mean and variance depend on x, which gives
-        dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat)).
-    With running statistics they are constants: dx = gamma * inv_std * dy.
+        dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat)),
+    the means over each slice's own batch. With running statistics they are
+    constants: dx = gamma * inv_std * dy. gamma and beta get the sums over all slices.
     """
     x_hat, gamma, inv_std, train = cache
     xp = get_array_module(dy)
-    n = dy.shape[0]
-    dbeta = dy.sum(axis=0)
+    dy = dy.reshape(x_hat.shape)           # (slices, n, D) for a stacked call, else (N, D)
+    n = dy.shape[-2]
+    dbeta = dy.sum(axis=-2)
     if on_gpu(dy):
-        dgamma = batchnorm_dgamma_kernel(dy, x_hat, axis=0)
+        dgamma = batchnorm_dgamma_kernel(dy, x_hat, axis=dy.ndim - 2)
     else:
-        dgamma = xp.einsum("ij,ij->j", dy, x_hat)   # sum over the batch of dy * x_hat
+        dgamma = xp.einsum("...ij,...ij->...j", dy, x_hat)   # sum over the batch of dy * x_hat
     if not train:
         dx = dy * (gamma * inv_std)
     elif on_gpu(dy):
-        dx = batchnorm_backward_kernel(dy, x_hat, gamma * inv_std, dbeta / n, dgamma / n)
+        dx = batchnorm_backward_kernel(dy, x_hat, gamma * inv_std[..., None, :], dbeta[..., None, :] / n,
+                                       dgamma[..., None, :] / n)
     else:
-        dx = x_hat * (-dgamma / n)       # dx = gamma inv_std (dy - mean(dy) - x_hat mean(dy x_hat))
-        dx -= dbeta / n
+        dx = x_hat * (-dgamma[..., None, :] / n)  # dx = gamma inv_std (dy - mean(dy) - x_hat mean(dy x_hat))
+        dx -= dbeta[..., None, :] / n
         dx += dy
-        dx *= gamma * inv_std
-    return dx, ({"gamma": dgamma, "beta": dbeta} if need_param_grads else None)
+        dx *= gamma * inv_std[..., None, :]
+    if dy.ndim == 3:                       # a stacked call: its slices' gradients add up
+        dbeta, dgamma = dbeta.sum(axis=0), dgamma.sum(axis=0)
+    return dx.reshape(-1, dx.shape[-1]), ({"gamma": dgamma, "beta": dbeta} if need_param_grads else None)
 
 
 def batchnorm_tangent(t, cache):

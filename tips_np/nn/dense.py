@@ -26,10 +26,10 @@ def bn_state(state, bn):
     return {"running_mean": state[f"{bn}/running_mean"], "running_var": state[f"{bn}/running_var"]}
 
 
-def dense_forward(params, fc, bn, x, activation, train=True, state=None, mask=None):
+def dense_forward(params, fc, bn, x, activation, train=True, state=None, mask=None, slices=1):
     h, c_fc = linear_forward(x, params[f"{fc}/W"])  # no bias: the batch-norm removes it
     h, c_bn = batchnorm_forward(h, params[f"{bn}/gamma"], params[f"{bn}/beta"],
-                                bn_state(state, bn), train)
+                                bn_state(state, bn), train, slices)
     y = ACTIVATIONS[activation][0](h)
     out = y if mask is None else dropout_forward(y, mask)[0]
     return out, (fc, bn, c_fc, c_bn, activation, y, mask)

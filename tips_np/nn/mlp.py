@@ -64,20 +64,22 @@ class MLP:
             params[f"{self.name}/fc_out/W"] *= dtype(self.out_scale)
         return params, state
 
-    def forward(self, params, x, train=True, state=None, rng=None):
+    def forward(self, params, x, train=True, state=None, rng=None, slices=1):
         """x: (N, d_in) -> (y, cache).
 
         train=True uses batch statistics and, if `state` is given, updates its
         running statistics; train=False uses them. `rng` draws dropout masks
-        (training only, when dropout > 0).
+        (training only, when dropout > 0). slices > 1: x is that many calls'
+        inputs stacked, each batch-normalised with its own statistics (the
+        backward takes their stacked gradients; parameter gradients add up).
         """
         masks = self._dropout_masks(rng, x) if (train and self.dropout > 0) else [None] * (1 + 2 * self.blocks)
         fc, bn, _ = self._units()[0]
-        h, c_in = dense_forward(params, fc, bn, x, self.activation, train, state, masks[0])
+        h, c_in = dense_forward(params, fc, bn, x, self.activation, train, state, masks[0], slices)
         c_blocks = []
         for k in range(self.blocks):
             h, c = residual_forward(params, f"{self.name}/block{k}", h, self.activation, train, state,
-                                    masks[1 + 2 * k: 3 + 2 * k])
+                                    masks[1 + 2 * k: 3 + 2 * k], slices)
             c_blocks.append(c)
         c_out, y_out = None, None
         if self.d_out is not None:

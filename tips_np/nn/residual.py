@@ -4,9 +4,9 @@
 from .dense import dense_backward, dense_dual_backward, dense_forward, dense_tangent
 
 
-def residual_forward(params, prefix, x, activation, train=True, state=None, masks=(None, None)):
-    h, c1 = dense_forward(params, f"{prefix}/fc1", f"{prefix}/bn1", x, activation, train, state, masks[0])
-    h, c2 = dense_forward(params, f"{prefix}/fc2", f"{prefix}/bn2", h, activation, train, state, masks[1])
+def residual_forward(params, prefix, x, activation, train=True, state=None, masks=(None, None), slices=1):
+    h, c1 = dense_forward(params, f"{prefix}/fc1", f"{prefix}/bn1", x, activation, train, state, masks[0], slices)
+    h, c2 = dense_forward(params, f"{prefix}/fc2", f"{prefix}/bn2", h, activation, train, state, masks[1], slices)
     return x + h, (c1, c2)
 
 
