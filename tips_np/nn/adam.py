@@ -22,9 +22,10 @@ class Adam:
         """Update every parameter that has a gradient, in place."""
         self.t += 1
         b1, b2 = self.betas
+        bias1 = 1 - b1 ** self.t
         bias2_sqrt = np.sqrt(1 - b2 ** self.t)
         for name, g in grads.items():
-            step_size = self.lr * self.lr_scale.get(name.split("/")[0], 1.0) / (1 - b1 ** self.t)
+            step_size = self.lr * self.lr_scale.get(name.split("/")[0], 1.0) / bias1
             p = params[name]
             if f"m/{name}" not in self.state:
                 xp = get_array_module(p)
