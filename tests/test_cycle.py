@@ -214,3 +214,25 @@ def test_a_generator_only_step_leaves_the_discriminator(rng):
     for k in g_only:
         np.testing.assert_array_equal(g_only[k], both[k])
     assert l_g == l_both
+
+
+@pytest.mark.parametrize("perspective", [None, 5.5, cycle.PERSPECTIVE_MIN * 1.01])
+def test_the_true_depths_close_the_cycle(rng, perspective):
+    """With the depths that belong to Y, the view R = I is Y itself, and lifting Y~
+    with its own true depths and turning back gives Y (L2D = 0): in perspective the
+    real pose is taken as that camera's view, so both ends of the cycle are pinhole views."""
+    n = 50
+    pose_2d = rng.uniform(-1, 1, (n, 17, 2))
+    pose_2d[:, 0] = 0
+    pose_2d /= np.abs(pose_2d).max(axis=(1, 2), keepdims=True)
+    z = rng.uniform(-1, 1, (n, 17))
+    z[:, 0] = 0
+    same = cycle.random_view(pose_2d, z, np.tile(np.eye(3), (n, 1, 1)), perspective)
+    assert np.allclose(same.y_tilde, pose_2d)
+    R = rotation_matrices(rng.uniform(-np.pi, np.pi, n), rng.uniform(-0.17, 0.17, n), np.float64, 0.2)
+    view = cycle.random_view(pose_2d, z, R, perspective)
+    pose_3d = pose_2d * (1 if perspective is None else (perspective + z[..., None]) / perspective)
+    z_tilde = (np.concatenate([pose_3d, z[..., None]], axis=-1) @ R.transpose(0, 2, 1))[..., 2] / view.scale[:, None]
+    group = Generator(["full"], False, width=6, blocks=1).groups[0]
+    back = cycle.lift_back(group, z_tilde[:, group.joints], view, R, perspective)
+    assert np.allclose(back.pose_2d_back, pose_2d)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tips_np import checkpoint, cycle, dataset
 from tips_np.cli import main
 from tips_np.evaluate import auc, n_mpjpe, p_mpjpe, pck3d, procrustes_align
-from tips_np.geometry import rotation_matrices
+from tips_np.geometry import rotation_matrices, unproject_view
 from tips_np.evaluate import evaluate_depths
 from tips_np.h36m import DataError
 from tips_np.model import predict_depths
@@ -226,15 +226,15 @@ def test_perspective_trains_end_to_end_and_is_bounded_by_the_geometry(tmp_path, 
     assert checkpoint.load(str(tmp_path / "run"))["config"]["perspective"] == 5.5
     r = CliRunner().invoke(main, ["train", "--perspective", "1.5", "--out", str(tmp_path / "near")])
     assert r.exit_code == 2 and "--perspective" in r.output and not os.path.exists(tmp_path / "near")
-    # no rotated joint comes nearer than PERSPECTIVE_MIN, and the worst case reaches it
-    rng = np.random.default_rng(0)
-    pose = rng.uniform(-1, 1, (20000, 17, 3))
+    # no unprojected, turned joint comes nearer than PERSPECTIVE_MIN (any view, any pitch), and
+    # the farthest corner of the unprojected pose lies exactly that far from the root
+    d, rng = cycle.PERSPECTIVE_MIN, np.random.default_rng(0)
+    pose = unproject_view(rng.uniform(-1, 1, (20000, 17, 2)), rng.uniform(-1, 1, (20000, 17)), d)
     R = rotation_matrices(rng.uniform(-np.pi, np.pi, 20000), rng.uniform(-cycle.ELEVATION, cycle.ELEVATION, 20000),
-                          np.float64)
-    assert (pose @ R.transpose(0, 2, 1))[..., 2].min() > -cycle.PERSPECTIVE_MIN
-    worst = np.array([[[-1.0, -1.0, -1.0]]])  # x, y, z_hat at their bounds; a = pi / 4, e = pi / 18
-    R = rotation_matrices(np.array([np.pi / 4]), np.array([cycle.ELEVATION]), np.float64)
-    assert (worst @ R.transpose(0, 2, 1))[0, 0, 2] == pytest.approx(-cycle.PERSPECTIVE_MIN)
+                          np.float64, np.radians(45))
+    assert (pose @ R.transpose(0, 2, 1))[..., 2].min() > -d
+    corner = unproject_view(np.array([[[1.0, 1.0]]]), np.array([[1.0]]), d)
+    assert np.linalg.norm(corner) == pytest.approx(d)
 
 
 def test_refused_runs_leave_no_run_folder(tmp_path, monkeypatch, tiny_data):

@@ -109,9 +109,10 @@ ADVERSARIAL = [
     click.option("--azimuth", default=180.0, show_default=True, type=click.FloatRange(0, 180),
                  help="Random azimuths are drawn in [-a, a] degrees (TIPS 180; representations paper 160)."),
     click.option("--perspective", default=None, type=click.FloatRange(min=PERSPECTIVE_MIN, min_open=True),
-                 help="Project the synthetic views in perspective from a camera this many normalised "
-                      f"units in front of the root (Human3.6M: about 5.5; more than {PERSPECTIVE_MIN:.3f}, "
-                      "the nearest a rotated joint can come) [default: orthographic, as the papers]."),
+                 help="Take the 2D poses as pinhole views from a camera this many normalised units in "
+                      "front of the root: the cycle unprojects them at the lifted depths and projects the "
+                      f"synthetic views in perspective (Human3.6M: about 5.5; more than {PERSPECTIVE_MIN:.3f}, "
+                      "the nearest a turned joint can come) [default: orthographic, as the papers]."),
     click.option("--activation", type=click.Choice(["relu", "leaky_relu"]), default="relu", show_default=True,
                  help="Hidden activation of the generators (the discriminator uses leaky_relu)."),
     click.option("--w-90", default=3.0, show_default=True, type=click.FloatRange(min=0),

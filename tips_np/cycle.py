@@ -28,19 +28,28 @@ from typing import NamedTuple
 import numpy as np
 
 from .backend import get_array_module
-from .geometry import (compose, max_normalise, max_normalise_backward, project, project_backward,
+from .geometry import (max_normalise, max_normalise_backward,
                        project_view, project_view_backward, rotate, rotate_backward, rotation_matrices,
                        unproject_view, unproject_view_backward)
 from .losses import (all_angle_loss, discriminator_loss, generator_adversarial_loss, ninety_degree_loss,
                      reprojection_loss)
 
 ELEVATION = np.pi / 18  # elevation uniform in [-pi/18, pi/18] (both papers)
-# The nearest a rotated joint comes to a perspective camera, in front of the root:
-# with |x|, |y|, |z_hat| <= 1, the depth after R = R_x(e) R_y(a) is
-# cos(e) (sin(a) x + cos(a) z_hat) + sin(e) y, at most sqrt(2) cos(e) + sin(e) in size
-# (|e| <= pi/18). A camera at distance d needs d > that for every magnification
-# d / (d + z) to stay finite and positive.
-PERSPECTIVE_MIN = float(np.sqrt(2) * np.cos(ELEVATION) + np.sin(ELEVATION))
+
+
+def _perspective_min():
+    """The nearest a camera at distance d may stand: |x|, |y|, |z_hat| <= 1, so a joint
+    of the unprojected pose, (x, y) (d + z_hat) / d, lies within
+    sqrt(2 ((d + 1) / d)^2 + 1) of the root, and no view turns it nearer than that.
+    d must exceed it for every magnification d / (d + z) to stay finite and
+    positive: the fixed point of that bound (about 2.27)."""
+    d = 2.0
+    for _ in range(100):
+        d = float(np.sqrt(2 * ((d + 1) / d) ** 2 + 1))
+    return d
+
+
+PERSPECTIVE_MIN = _perspective_min()
 LABEL_FLIP = 0.1        # the discriminator's labels are flipped with 10% chance
 
 # TIPS eqs. 8-9: w1 = 0.05 (legs), w4 = 0.08 (torso) for the adversarial loss,
@@ -79,19 +88,22 @@ def draw_randomness(rng, shape, azimuth_range):
 
 
 class View(NamedTuple):
-    """The real pose seen from a random view: Y~ = normalise(P R (x, y, z_hat))."""
+    """The real pose seen from a random view: Y~ = normalise(P R P^-1(Y, z_hat))."""
     y_raw: object      # P R (x, y, z_hat), before normalising (N, 17, 2)
     y_tilde: object    # Y~ = y_raw / scale
     scale: object      # (N,)
     c_view: object     # the projection's cache
     c_norm: object     # the normalisation's cache
+    pose_2d: object    # Y and z_hat, for the unprojection's backward
+    z_hat: object
 
 
 class Back(NamedTuple):
-    """Y~ lifted again and taken back to the original view: P R^-1 (Y~, G(Y~)) s."""
+    """Y~ lifted again and taken back to the original view: P R^-1 P^-1(Y~, G(Y~)) s."""
     z_tilde: object    # G(Y~) (N, 17), of one group's keypoints (0 elsewhere)
     z_raw: object      # z_tilde * scale
     pose_2d_back: object
+    c_back: object     # the projection's cache
 
 
 def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", state=None, perspective=None,
@@ -139,16 +151,19 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
 
 
 def random_view(pose_2d, z_hat, R, perspective=None):
-    """Y -> (x, y, z_hat) -> Y~ = P R (x, y, z_hat), normalised again (TIPS section 3.2)."""
-    y_raw, c_view = project_view(rotate(compose(pose_2d, z_hat), R), perspective)
+    """Y -> (x, y, z_hat) -> Y~ = P R (x, y, z_hat), normalised again (TIPS section 3.2).
+    With a perspective camera, Y is taken as its view too: the 3D pose is Y unprojected
+    at the depths z_hat, so the view R = I gives Y back."""
+    y_raw, c_view = project_view(rotate(unproject_view(pose_2d, z_hat, perspective), R), perspective)
     y_tilde, scale, c_norm = max_normalise(y_raw)
-    return View(y_raw, y_tilde, scale, c_view, c_norm)
+    return View(y_raw, y_tilde, scale, c_view, c_norm, pose_2d, z_hat)
 
 
 def random_view_backward(d_y_tilde, d_scale, view, R, perspective=None):
     """d L / d z_hat (N, 17) from d L / d Y~ and d L / d scale."""
     d_raw = max_normalise_backward(d_y_tilde, d_scale, view.c_norm)
-    return rotate_backward(project_view_backward(d_raw, view.c_view, perspective), R)[..., 2]
+    d_pose_3d = rotate_backward(project_view_backward(d_raw, view.c_view, perspective), R)
+    return unproject_view_backward(d_pose_3d, view.pose_2d, view.z_hat, perspective)[1]
 
 
 def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", state=None, rng=None,
@@ -205,8 +220,8 @@ def lift_back(group, z_tilde, view, R, perspective=None):
     z_full[:, group.joints] = z_tilde
     z_raw = z_full * view.scale[:, None]
     R_inv = R.transpose(0, 2, 1)
-    pose_2d_back = project(rotate(unproject_view(view.y_raw, z_raw, perspective), R_inv))
-    return Back(z_full, z_raw, pose_2d_back)
+    pose_2d_back, c_back = project_view(rotate(unproject_view(view.y_raw, z_raw, perspective), R_inv), perspective)
+    return Back(z_full, z_raw, pose_2d_back, c_back)
 
 
 def reprojection_backward(group, pose_2d, view, back, R, perspective=None):
@@ -215,7 +230,7 @@ def reprojection_backward(group, pose_2d, view, back, R, perspective=None):
     z~, so the scale gets a gradient too).
     Returns (L2D, d L2D / d Y~ (N, 17, 2), d L2D / d scale (N,), d L2D / d G(Y~) (N, k))."""
     l2d, d_back = reprojection_loss(pose_2d, back.pose_2d_back, group.joints)
-    d_view_3d = rotate_backward(project_backward(W_2D * d_back), R.transpose(0, 2, 1))
+    d_view_3d = rotate_backward(project_view_backward(W_2D * d_back, back.c_back, perspective), R.transpose(0, 2, 1))
     d_y_raw, d_z_raw = unproject_view_backward(d_view_3d, view.y_raw, back.z_raw, perspective)
     d_scale = (d_y_raw * view.y_tilde).sum(axis=(1, 2)) + (d_z_raw * back.z_tilde).sum(axis=1)
     d_y_tilde = d_y_raw * view.scale[:, None, None]

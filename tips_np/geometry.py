@@ -7,8 +7,10 @@ the vertical axis is y. A random view is
     R_y(a) = [[cos a, 0, -sin a], [0, 1, 0], [sin a, 0, cos a]]   (TIPS eq. 11),
 and P projects orthographically, P(x, y, z) = (x, y), as the 90-degree
 derivation assumes; or, as an option, in perspective from a camera `depth` units
-in front of the root, P(x, y, z) = (x, y) d / (d + z). Angles are drawn by the
-training loop and passed in.
+in front of the root, P(x, y, z) = (x, y) d / (d + z); the real 2D pose is then
+taken as that camera's view too, so the 3D pose is (x, y) (d + z_hat) / d, z_hat
+(unproject_view). The 90-degree turns (TIPS eqs. 3-5) stay orthographic. Angles
+are drawn by the training loop and passed in.
 """
 import numpy as np
 
