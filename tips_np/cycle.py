@@ -89,7 +89,7 @@ def draw_randomness(rng, shape, azimuth_range):
 
 class View(NamedTuple):
     """The real pose seen from a random view: Y~ = normalise(P R P^-1(Y, z_hat))."""
-    y_raw: object      # P R (x, y, z_hat), before normalising (N, 17, 2)
+    y_raw: object      # P R P^-1(Y, z_hat), before normalising (N, 17, 2)
     y_tilde: object    # Y~ = y_raw / scale
     scale: object      # (N,)
     c_view: object     # the projection's cache
@@ -151,9 +151,9 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
 
 
 def random_view(pose_2d, z_hat, R, perspective=None):
-    """Y -> (x, y, z_hat) -> Y~ = P R (x, y, z_hat), normalised again (TIPS section 3.2).
-    With a perspective camera, Y is taken as its view too: the 3D pose is Y unprojected
-    at the depths z_hat, so the view R = I gives Y back."""
+    """Y -> P^-1(Y, z_hat) -> Y~ = P R P^-1(Y, z_hat), normalised again (TIPS section 3.2).
+    Orthographic: P^-1(Y, z_hat) = (x, y, z_hat). With a perspective camera, Y is taken as
+    its view too, P^-1 unprojects it at the depths z_hat, and the view R = I gives Y back."""
     y_raw, c_view = project_view(rotate(unproject_view(pose_2d, z_hat, perspective), R), perspective)
     y_tilde, scale, c_norm = max_normalise(y_raw)
     return View(y_raw, y_tilde, scale, c_view, c_norm, pose_2d, z_hat)
