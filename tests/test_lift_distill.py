@@ -244,6 +244,7 @@ def test_the_shipped_lifter_faces_the_right_way_and_beats_flat_poses():
     assert not ckpt["adam"] and not any(k.startswith("D/") for k in ckpt["params"])
     from tips_np.evaluate import evaluate_depths
     test = dataset.load(None, "test")
-    result = evaluate_depths(predict_depths(*checkpoint.load_model(ckpt), test.pose_2d), test)
+    result = evaluate_depths(predict_depths(*checkpoint.load_model(ckpt), test.pose_2d), test,
+                             ckpt["config"].get("perspective"))
     mm = {k: v["Average"] for k, v in result.items()}
     assert mm["P-MPJPE"] < mm["P-MPJPE z=0"] - 20 and mm["P-MPJPE"] < mm["P-MPJPE mirrored"] - 40, mm

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -12,6 +13,7 @@ from tips_np import checkpoint, cycle, dataset
 from tips_np.cli import main
 from tips_np.evaluate import auc, n_mpjpe, p_mpjpe, pck3d, procrustes_align
 from tips_np.geometry import rotation_matrices, unproject_view
+from tips_np.dataset import normalise_2d
 from tips_np.evaluate import evaluate_depths
 from tips_np.h36m import DataError
 from tips_np.model import predict_depths
@@ -224,6 +226,18 @@ def test_perspective_trains_end_to_end_and_is_bounded_by_the_geometry(tmp_path, 
                                   "--epochs", "1", "--data", tiny_data, "--out", str(tmp_path / "run")])
     assert r.exit_code == 0 and "P-MPJPE" in r.output, r.output
     assert checkpoint.load(str(tmp_path / "run"))["config"]["perspective"] == 5.5
+    # its student sees its depths through the same camera (the cpu recipe's own 5.5 or not)
+    r = CliRunner().invoke(main, ["distill", str(tmp_path / "run"), "--recipe", "paper", "--epochs", "1",
+                                  "--width", "16", "--data", tiny_data, "--out", str(tmp_path / "tips")])
+    assert r.exit_code == 0 and checkpoint.load(str(tmp_path / "tips"))["config"]["perspective"] == 5.5, r.output
+    # and lift unprojects its depths through it: (x, y) = (u, v) (d + z_hat) / d
+    pixels = np.random.default_rng(0).uniform(300, 700, (3, 17, 2))
+    np.save(tmp_path / "in.npy", pixels)
+    r = CliRunner().invoke(main, ["lift", str(tmp_path / "tips"), "--input", str(tmp_path / "in.npy"),
+                                  "--output", str(tmp_path / "out.npy")])
+    assert r.exit_code == 0, r.output
+    pose_3d = np.load(tmp_path / "out.npy")[:, 0].astype(np.float64)
+    np.testing.assert_allclose(pose_3d[..., :2], normalise_2d(pixels)[0] * (5.5 + pose_3d[..., 2:]) / 5.5, atol=1e-5)
     r = CliRunner().invoke(main, ["train", "--perspective", "1.5", "--out", str(tmp_path / "near")])
     assert r.exit_code == 2 and "--perspective" in r.output and not os.path.exists(tmp_path / "near")
     # no unprojected, turned joint comes nearer than PERSPECTIVE_MIN (any view, any pitch), and
@@ -281,6 +295,20 @@ def test_recipes_resolve_under_explicit_values():
     assert paper["adv_scale"] == DEFAULTS["adv_scale"] == 1.0  # the Python defaults are the papers'
     assert cpu["lr"] == RECIPES["cpu"]["lr"] and cpu["adv_scale"] == 2.0  # None keeps the recipe's
     assert cpu["lr_schedule"] == RECIPES["cpu"]["lr_schedule"]
+    assert cpu["perspective"] == 5.5 and paper["perspective"] is None
+    assert resolve({"recipe": "cpu", "perspective": 0.0})["perspective"] is None  # 0: orthographic
+
+
+def test_the_true_depths_score_zero_through_the_models_camera(rng):
+    """evaluate_depths unprojects the 2D pose at z_hat by the model's camera: the pinhole
+    views of known poses with their true depths score 0 mm, and as much error as before
+    when the model is orthographic."""
+    d = 5.5
+    gt = rng.uniform(-1, 1, (64, 17, 3))
+    gt -= gt[:, :1]
+    views = SimpleNamespace(pose_2d=gt[..., :2] * d / (d + gt[..., 2:]), pose_3d=gt, action=np.zeros(64, int))
+    pinhole, orthographic = (evaluate_depths(gt[..., 2], views, p)["P-MPJPE"]["Average"] for p in (d, None))
+    assert pinhole < 1e-9 < 0.01 < orthographic
 
 
 def test_learning_rate_schedules():

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import checkpoint, dataset
 from .atomic import atomic_write
-from .geometry import compose
+from .geometry import unproject_view
 from .model import predict_depths
 from .orientation import per_pose_correction
 from .skeleton import ACTION_ABBREV, ACTIONS
@@ -84,13 +84,16 @@ def per_action(errors, action):
     return dict(zip(ACTIONS, means), Average=float(np.nanmean(means)))
 
 
-def evaluate_depths(z_hat, testset):
+def evaluate_depths(z_hat, testset, perspective=None):
     """Tables for predicted depths, per action: P-MPJPE (strict and reflection
     allowed), N-MPJPE, PCK3D and AUC (%), and two diagnostics: P-MPJPE with every
-    depth negated (the mirrored solution) and the trivial baseline z_hat = 0."""
+    depth negated (the mirrored solution) and the trivial baseline z_hat = 0. The 3D
+    pose is the 2D pose unprojected at z_hat by the model's camera (geometry.unproject_view:
+    (x, y, z_hat) for an orthographic model, as the papers)."""
     pose_2d = testset.pose_2d.astype(np.float64)
     gt = testset.pose_3d.astype(np.float64)
-    pred = compose(pose_2d, z_hat.astype(np.float64))
+    z_hat = z_hat.astype(np.float64)
+    pred = unproject_view(pose_2d, z_hat, perspective)
     errors = aligned_errors(pred, gt)
     return {
         "P-MPJPE": per_action(errors.mean(axis=1), testset.action),
@@ -98,9 +101,9 @@ def evaluate_depths(z_hat, testset):
         "N-MPJPE": per_action(n_mpjpe(pred, gt), testset.action),
         "PCK3D": per_action(pck3d(errors), testset.action),
         "AUC": per_action(auc(errors), testset.action),
-        "P-MPJPE mirrored": per_action(p_mpjpe(compose(pose_2d, -z_hat.astype(np.float64)), gt),
+        "P-MPJPE mirrored": per_action(p_mpjpe(unproject_view(pose_2d, -z_hat, perspective), gt),
                                        testset.action),
-        "P-MPJPE z=0": per_action(p_mpjpe(compose(pose_2d, np.zeros_like(pose_2d[..., 0])), gt),
+        "P-MPJPE z=0": per_action(p_mpjpe(unproject_view(pose_2d, np.zeros_like(z_hat)), gt),
                                   testset.action),
     }
 
@@ -131,7 +134,7 @@ def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print):
             z_hat, flipped = per_pose_correction(test.pose_2d, z_hat)
             echo(f"{label}: per-pose sign flipped the legs of {flipped['legs']:.1%} and the torso of "
                  f"{flipped['torso']:.1%} of the test poses")
-        result = evaluate_depths(z_hat, test)
+        result = evaluate_depths(z_hat, test, ckpt["config"].get("perspective"))
         save_results(run_dir, result, stem)
         rows.update({f"{label} {m}": result[m] for m in result if m != "P-MPJPE z=0"})
         baselines[os.path.basename(test.path)] = result["P-MPJPE z=0"]

@@ -29,7 +29,7 @@ from . import keypoints
 from .atomic import atomic_write
 from .dataset import normalise_2d
 from .errors import TipsError
-from .geometry import compose
+from .geometry import unproject_view
 from .model import predict_depths
 from .orientation import per_pose_correction
 from .skeleton import JOINTS
@@ -174,14 +174,15 @@ def check_poses(arr, path):
     return arr
 
 
-def lift_poses(gen, params, state, pose_px, per_pose_sign=False):
+def lift_poses(gen, params, state, pose_px, per_pose_sign=False, perspective=None):
     """Pixel poses (N, 17, 2) -> (normalised 3D (N, 17, 3), pixel-scale 3D (N, 17, 3)).
-    per_pose_sign: the per-pose correction of orientation.py."""
+    per_pose_sign: the per-pose correction of orientation.py; perspective: the model's
+    camera (its configuration's), through which the 2D pose is unprojected at z_hat."""
     pose_2d, scale = normalise_2d(pose_px)
     z_hat = predict_depths(gen, params, state, pose_2d.astype(np.float32)).astype(np.float64)
     if per_pose_sign:
         z_hat = per_pose_correction(pose_2d, z_hat)[0]
-    pose_3d = compose(pose_2d, z_hat)
+    pose_3d = unproject_view(pose_2d, z_hat, perspective)
     pixels = pose_3d * scale[:, None, None]
     pixels[..., :2] += pose_px[:, :1]
     return pose_3d, pixels

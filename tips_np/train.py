@@ -43,9 +43,10 @@ RECIPES = {
     "paper": dict(adv_scale=1.0, real_label=1.0, lr_schedule="constant", lr=2e-4, d_lr_scale=1.0, d_every=1,
                   view_pitch=0.0),
     # the most accurate per CPU second found (README, "Accuracy per CPU hour"): a strong
-    # adversarial term, a slower discriminator, views turned about the body's axis
+    # adversarial term, a slower discriminator, views turned about the body's axis, the
+    # 2D poses taken as pinhole views (Human3.6M's cameras stand about 5.5 units away)
     "cpu": dict(adv_scale=7.5, real_label=0.8, lr_schedule="cosine", lr=1e-4, d_lr_scale=0.25, d_every=1,
-                view_pitch=12.0),
+                view_pitch=12.0, perspective=5.5),
 }
 LR_FLOOR = 0.01  # the cosine schedule ends at 1% of the initial learning rate
 
@@ -72,9 +73,11 @@ def mean_losses(history):
 
 def resolve(config):
     """A fresh run's whole configuration: DEFAULTS, then its recipe's values, then
-    the values given (a recipe's entry given as None keeps the recipe's)."""
+    the values given (a recipe's entry given as None keeps the recipe's; perspective 0
+    is orthographic, None)."""
     recipe = RECIPES[config.get("recipe") or DEFAULTS["recipe"]]
-    return {**DEFAULTS, **recipe, **{k: v for k, v in config.items() if not (k in recipe and v is None)}}
+    config = {**DEFAULTS, **recipe, **{k: v for k, v in config.items() if not (k in recipe and v is None)}}
+    return {**config, "perspective": config["perspective"] or None}
 
 
 def train(config, run_dir, resume=False, echo=print, progressbar=None):
@@ -111,8 +114,10 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
     azimuth = math.radians(config["azimuth"])
     orient_2d = orientation_poses(trainset.pose_2d)
-    if config["teacher"]:
-        teacher, t_params, t_state = checkpoint.load_model(checkpoint.load(config["teacher"]), xp, echo)
+    if config["teacher"]:  # the student's depths are the teachers', seen through the teachers' camera
+        t_ckpt = checkpoint.load(config["teacher"])
+        teacher, t_params, t_state = checkpoint.load_model(t_ckpt, xp, echo)
+        config["perspective"] = t_ckpt["config"].get("perspective")
         echo(f"teachers' depth sign: {describe(orient(teacher, t_params, t_state, orient_2d))}")
         z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
 
@@ -150,7 +155,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         report = orient(gen, params, state, orient_2d, opt.state, flip=disc is not None)
         row = {}
         if valset is not None:
-            val = evaluate_depths(predict_depths(gen, params, state, valset.pose_2d), valset)
+            val = evaluate_depths(predict_depths(gen, params, state, valset.pose_2d), valset,
+                                  config["perspective"])
             row = {"val_p_mpjpe": round(val["P-MPJPE"]["Average"], 2),
                    "val_p_mpjpe_reflection": round(val["P-MPJPE reflection allowed"]["Average"], 2),
                    "val_n_mpjpe": round(val["N-MPJPE"]["Average"], 2)}
@@ -193,7 +199,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         row = {"epoch": epoch, "seconds": round(seconds, 2), **{k: round(v, 6) for k, v in losses.items()},
                **{f"{g}/{k}": round(float(v), 4) for g, r in report.items() for k, v in r.items()}, **val_row}
         if valset is None and (epoch % config["eval_every"] == 0 or epoch == config["epochs"]):
-            result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset)
+            result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset,
+                                     config["perspective"])
             row.update({"p_mpjpe": round(result["P-MPJPE"]["Average"], 2),
                         "p_mpjpe_reflection": round(result["P-MPJPE reflection allowed"]["Average"], 2),
                         "n_mpjpe": round(result["N-MPJPE"]["Average"], 2),
@@ -207,7 +214,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
              f"(epoch {best['epoch']}): {best_path}, scored on the test split")
         gen, params, state = checkpoint.load_model(checkpoint.load(best_path), xp)
     if valset is not None or result is None:  # (or resumed with nothing left to train)
-        result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset)
+        result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset,
+                                 config["perspective"])
     return config, result
 
 
