@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from tips_np import checkpoint, cycle, dataset
 from tips_np.cli import main
+from tips_np.dataset import normalise_2d
 from tips_np.evaluate import auc, n_mpjpe, p_mpjpe, pck3d, procrustes_align
 from tips_np.geometry import rotation_matrices, unproject_view
-from tips_np.dataset import normalise_2d
 from tips_np.evaluate import evaluate_depths
 from tips_np.h36m import DataError
 from tips_np.model import predict_depths
