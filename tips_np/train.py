@@ -147,6 +147,11 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     best_path = os.path.join(run_dir, "best.h5")
     best = json.loads(ckpt["attrs"].get("best", "null")) if resume else None  # {"step", "val_p_mpjpe"}
 
+    def score(split):
+        """The tables of evaluate_depths for the current weights on `split`, seen through
+        the run's camera."""
+        return evaluate_depths(predict_depths(gen, params, state, split.pose_2d), split, config["perspective"])
+
     def validate(epoch, step, seconds):
         """Orient (the depth sign by anatomy, orientation.py; a student is checked,
         never flipped), then score the held-out subject and keep the best weights;
@@ -155,8 +160,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         report = orient(gen, params, state, orient_2d, opt.state, flip=disc is not None)
         row = {}
         if valset is not None:
-            val = evaluate_depths(predict_depths(gen, params, state, valset.pose_2d), valset,
-                                  config["perspective"])
+            val = score(valset)
             row = {"val_p_mpjpe": round(val["P-MPJPE"]["Average"], 2),
                    "val_p_mpjpe_reflection": round(val["P-MPJPE reflection allowed"]["Average"], 2),
                    "val_n_mpjpe": round(val["N-MPJPE"]["Average"], 2)}
@@ -199,8 +203,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         row = {"epoch": epoch, "seconds": round(seconds, 2), **{k: round(v, 6) for k, v in losses.items()},
                **{f"{g}/{k}": round(float(v), 4) for g, r in report.items() for k, v in r.items()}, **val_row}
         if valset is None and (epoch % config["eval_every"] == 0 or epoch == config["epochs"]):
-            result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset,
-                                     config["perspective"])
+            result = score(testset)
             row.update({"p_mpjpe": round(result["P-MPJPE"]["Average"], 2),
                         "p_mpjpe_reflection": round(result["P-MPJPE reflection allowed"]["Average"], 2),
                         "n_mpjpe": round(result["N-MPJPE"]["Average"], 2),
@@ -214,8 +217,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
              f"(epoch {best['epoch']}): {best_path}, scored on the test split")
         gen, params, state = checkpoint.load_model(checkpoint.load(best_path), xp)
     if valset is not None or result is None:  # (or resumed with nothing left to train)
-        result = evaluate_depths(predict_depths(gen, params, state, testset.pose_2d), testset,
-                                 config["perspective"])
+        result = score(testset)
     return config, result
 
 
