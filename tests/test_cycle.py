@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tips_np import cycle
-from tips_np.geometry import rotation_matrices
+from tips_np.geometry import facing, rotate, rotation_matrices, unproject_view
 from tips_np.model import Generator, make_discriminator
 from tips_np.nn.gradcheck import numerical_gradient, relative_error
 
@@ -63,12 +63,14 @@ def test_independent_parts_share_nothing(rng):
     assert not np.allclose(z[:, 7:], z2[:, 7:])
 
 
-@pytest.mark.parametrize("gan", ["bce", "lsgan"])
-def test_discriminator_gradient(rng, gan):
+@pytest.mark.parametrize("gan,weigh_facing", [("bce", 0.0), ("lsgan", 0.0), ("bce", 0.5), ("lsgan", 1.0)])
+def test_discriminator_gradient(rng, gan, weigh_facing):
+    """(With facing weights, which depend on the generators only: constants to D.)"""
     gen, disc, params, pose, R = tiny_setup(rng, ["torso", "legs"])
 
     def loss(grads):
-        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, gan)["D"]
+        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, gan, weigh_facing=weigh_facing,
+                                      pitch=0.2)["D"]
 
     grads = {}
     loss(grads)
@@ -236,3 +238,34 @@ def test_the_true_depths_close_the_cycle(rng, perspective):
     group = Generator(["full"], False, width=6, blocks=1).groups[0]
     back = cycle.lift_back(group, z_tilde[:, group.joints], view, R, perspective)
     assert np.allclose(back.pose_2d_back, pose_2d)
+
+
+def test_a_turn_about_the_body_axis_adds_to_its_facing(rng):
+    """facing() measures the turn the views make: T R_y(a) T^T adds a (a camera 12
+    degrees above, in perspective)."""
+    pitch, d = np.radians(12), 5.5
+    pose_3d = unproject_view(rng.uniform(-1, 1, (64, 17, 2)), rng.uniform(-1, 1, (64, 17)), d)
+    a = rng.uniform(-np.pi, np.pi, 64)
+    turned = rotate(pose_3d, rotation_matrices(a, np.zeros(64), np.float64, pitch))
+    np.testing.assert_allclose(np.angle(np.exp(1j * (facing(turned, pitch) - facing(pose_3d, pitch) - a))), 0,
+                               atol=1e-9)
+
+
+def test_facing_weights_follow_how_the_real_poses_face(rng):
+    """Real poses all facing the camera: views turned side-on weigh next to nothing,
+    views still facing the camera most; the weights average 1."""
+    n = 200
+    pose_2d = np.zeros((n, 17, 2))
+    pose_2d[:, [4, 11], 0], pose_2d[:, [1, 14], 0] = 0.3, -0.3   # left at +x: facing the camera
+    z_hat = 0.02 * rng.standard_normal((n, 17))
+    a = np.where(np.arange(n) < n // 2, 0.1, np.pi / 2) * rng.choice([-1, 1], n)
+    R = rotation_matrices(a, np.zeros(n), np.float64)
+    view = cycle.random_view(pose_2d, z_hat, R)
+    w = cycle.facing_weights(view, R)[:, 0]
+    assert abs(w.mean() - 1) < 1e-12
+    assert w[n // 2:].max() < 0.01 < 1.5 < w[:n // 2].min()  # (about 2: half the views)
+    # at half strength, half of each weight is the uniform 1 (p_real / p_view: about 7 here,
+    # in front): side views keep 1/2 against 1/2 7 + 1/2 in front
+    half = cycle.facing_weights(view, R, strength=0.5)[:, 0]
+    assert abs(half.mean() - 1) < 1e-12
+    np.testing.assert_allclose(half[n // 2:] / half[:n // 2].mean(), 0.5 / (0.5 * 7 + 0.5), rtol=0.1)

@@ -97,10 +97,11 @@ def test_adversarial_losses(rng, kind):
     num = numerical_gradient(lambda: losses.generator_adversarial_loss(fake, kind)[0], fake)
     assert relative_error(g, num) < TOL
     t_real, t_fake = np.array([[1.0], [1], [0], [1], [1], [1]]), np.array([[0.0], [0], [0], [1], [0], [0]])
-    loss, g_real, g_fake = losses.discriminator_loss(real, fake, t_real, t_fake, kind)
-    for arr, g in [(real, g_real), (fake, g_fake)]:
-        num = numerical_gradient(lambda: losses.discriminator_loss(real, fake, t_real, t_fake, kind)[0], arr)
-        assert relative_error(g, num) < TOL
+    for w in (None, rng.uniform(0, 2, (6, 1))):  # unweighted, and each fake's term weighed
+        loss, g_real, g_fake = losses.discriminator_loss(real, fake, t_real, t_fake, kind, w)
+        for arr, g in [(real, g_real), (fake, g_fake)]:
+            num = numerical_gradient(lambda: losses.discriminator_loss(real, fake, t_real, t_fake, kind, w)[0], arr)
+            assert relative_error(g, num) < TOL
 
 
 def test_bce_matches_its_definition(rng):
@@ -110,8 +111,11 @@ def test_bce_matches_its_definition(rng):
     assert np.isclose(loss, -np.mean(np.log(d)))
     t = np.array([[1.0], [0], [1], [0], [1]])
     loss, _, _ = losses.discriminator_loss(logits, logits, t, 1 - t, "bce")
-    bce = lambda t: -np.mean(t * np.log(d) + (1 - t) * np.log(1 - d))
+    bce = lambda t, w=1: -np.mean(w * (t * np.log(d) + (1 - t) * np.log(1 - d)))
     assert np.isclose(loss, bce(t) + bce(1 - t))
+    w = rng.uniform(0, 2, (5, 1))  # weights on the fakes' terms only
+    loss, _, _ = losses.discriminator_loss(logits, logits, t, 1 - t, "bce", w)
+    assert np.isclose(loss, bce(t) + bce(1 - t, w))
 
 
 def test_unknown_gan_loss_is_refused():

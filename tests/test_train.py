@@ -393,18 +393,18 @@ def test_recipe_paper_on_the_command_line_is_the_papers_method_bit_for_bit(tmp_p
 
 def test_the_discriminator_is_updated_on_one_step_in_d_every(tmp_path, tiny_data, monkeypatch):
     """--d-every 3: train_step is told to update the discriminator on steps 0, 3, 6, ...
-    only; --view-pitch reaches it in radians; these and --d-lr-scale are recorded in
-    the run's configuration."""
+    only; --view-pitch reaches it in radians, --weigh-facing as given; these and
+    --d-lr-scale are recorded in the run's configuration."""
     seen = []
 
     def recording_step(*args):
-        seen.append(args[-2:])  # (update_disc, pitch)
+        seen.append(args[-3:])  # (update_disc, pitch, weigh_facing)
         return cycle.train_step(*args)
     monkeypatch.setattr("tips_np.train.train_step", recording_step)
-    config, _ = train({**TINY, "epochs": 1, "data": tiny_data, "d_every": 3, "d_lr_scale": 0.5, "view_pitch": 12.0},
-                      str(tmp_path / "run"), echo=lambda s: None)
-    assert [u for u, _ in seen] == [i % 3 == 0 for i in range(len(seen))] and len(seen) > 3
-    assert {p for _, p in seen} == {np.radians(12.0)}
+    config, _ = train({**TINY, "epochs": 1, "data": tiny_data, "d_every": 3, "d_lr_scale": 0.5, "view_pitch": 12.0,
+                       "weigh_facing": 0.5}, str(tmp_path / "run"), echo=lambda s: None)
+    assert [u for u, _, _ in seen] == [i % 3 == 0 for i in range(len(seen))] and len(seen) > 3
+    assert {(p, w) for _, p, w in seen} == {(np.radians(12.0), 0.5)}
     saved = checkpoint.load(str(tmp_path / "run"))["config"]
-    assert (saved["d_every"], saved["d_lr_scale"], saved["view_pitch"]) == (3, 0.5, 12.0)
+    assert (saved["d_every"], saved["d_lr_scale"], saved["view_pitch"], saved["weigh_facing"]) == (3, 0.5, 12.0, 0.5)
     assert (config["d_every"], config["d_lr_scale"]) == (3, 0.5)

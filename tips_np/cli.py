@@ -138,6 +138,11 @@ ADVERSARIAL = [
                  help="Turn the synthetic views about the body's vertical axis as a camera looking down "
                       "this many degrees sees it (Human3.6M's cameras: about 12), not about the camera's "
                       "[default: the recipe's; papers: 0, the camera's axis]."),
+    click.option("--weigh-facing", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+                 help="Weigh the discriminator's terms of the synthetic views by how often real poses "
+                      "face that way, at this strength: real poses face the camera mostly from the front "
+                      "or back, uniformly turned views every way (0: not weighed, as in the papers; 1: "
+                      "the full-data hour's runs, README 'Accuracy per CPU hour')."),
     click.option("--d-lr-scale", default=None, type=click.FloatRange(min=0, min_open=True),
                  help="The discriminator's learning rate as a multiple of --lr [default: the recipe's; "
                       "papers: 1]."),

@@ -12,7 +12,8 @@ The discriminator sees real Y and reprojected Y~ in one batch, so its batch-norm
 normalises both with the same statistics: with separate batches it would remove
 any shift that all fakes share (say, every depth too large), which is just the
 error the generators most need to hear about. It is updated from the same forward
-pass (simultaneous update), Y~ held fixed, with label flipping.
+pass (simultaneous update), Y~ held fixed, with label flipping, and optionally with its
+terms of Y~ weighed by how often real poses face the way each view faces (facing_weights).
 
 After G(Y), each group's network is called four more times: on Y~ (eq. 2) and on
 the three turned poses of eqs. 3-5. Their inputs are all known once z_hat is, so
@@ -28,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .backend import get_array_module
-from .geometry import (max_normalise, max_normalise_backward,
+from .geometry import (facing, max_normalise, max_normalise_backward,
                        project_view, project_view_backward, rotate, rotate_backward, rotation_matrices,
                        unproject_view, unproject_view_backward)
 from .losses import (all_angle_loss, discriminator_loss, generator_adversarial_loss, ninety_degree_loss,
@@ -98,6 +99,30 @@ class View(NamedTuple):
     z_hat: object
 
 
+def facing_weights(view, R, perspective=None, pitch=0.0, strength=1.0, kappa=8.0):
+    """(N, 1) importance weights, mean 1, for the discriminator's terms of the views:
+    p_real(facing of the view) / p_view(facing), where views, turned uniformly, face
+    every way equally often, and p_real is a von Mises kernel density (kappa 8: about
+    20 degrees wide) over the facings of the batch's own real poses, as lifted;
+    `strength` s in [0, 1] weighs s p_real / p_view + (1 - s) (0: every view alike).
+
+    Real 2D poses face the camera mostly from the front or the back (Human3.6M: about
+    70% within 30 degrees of either, 10% side-on), so an unweighted discriminator
+    learns that a side view is fake, and a strong adversarial term pulls the depths
+    to hide side views rather than to lift right. Weighted, the views it learns from
+    face as real poses do, while every view, side-on included, still teaches the
+    generators (their loss is not weighted). Early on the lifts are nearly flat and
+    face only the camera, so a full-strength weight would hide the side views of flat
+    poses, the first sign that they are wrong: hence s < 1."""
+    xp = get_array_module(view.z_hat)
+    pose_3d = unproject_view(view.pose_2d, view.z_hat, perspective)
+    f_real, f_view = facing(pose_3d, pitch), facing(rotate(pose_3d, R), pitch)
+    k = xp.exp(kappa * (xp.cos(f_view[:, None] - f_real[None, :]) - 1)).mean(axis=1)
+    # s k / c + (1 - s), times c / s; c = I0(kappa) e^-kappa is the kernel's mean over all angles
+    w = k + (1 / strength - 1) * float(np.i0(kappa) * np.exp(-kappa))
+    return (w / w.mean())[:, None]
+
+
 class Back(NamedTuple):
     """Y~ lifted again and taken back to the original view: P R^-1 P^-1(Y~, G(Y~)) s."""
     z_tilde: object    # G(Y~) (N, 17), of one group's keypoints (0 elsewhere)
@@ -107,7 +132,8 @@ class Back(NamedTuple):
 
 
 def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", state=None, perspective=None,
-                     rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0, update_disc=True):
+                     rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0, update_disc=True,
+                     weigh_facing=0.0, pitch=0.0):
     """Losses of every group and of the discriminator and, into `grads`, each
     generator group's gradient of its own L_p and (if update_disc) the
     discriminator's gradient.
@@ -120,14 +146,17 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
     adv_scale multiplies TIPS's adversarial weights (1: the papers') and real_label
     is the discriminator's target for real poses (1: the papers'; 0.8 smooths it).
     update_disc False leaves the discriminator's backward out (its loss is still
-    reported): a step that updates the generators only.
+    reported): a step that updates the generators only. weigh_facing (0: not)
+    weighs the discriminator's terms of the views by how often real poses face that
+    way, at that strength (facing_weights; pitch as in rotation_matrices).
     Returns losses: {group: {adv, l2d, l90[, linf], total}, 'D': discriminator loss}.
     """
     z_hat, c_lift = gen.lift(params, pose_2d, True, state, rng)                 # eq. 1
     view = random_view(pose_2d, z_hat, R, perspective)
+    fake_weight = facing_weights(view, R, perspective, pitch, weigh_facing) if weigh_facing else None
     loss_adv, d_y_tilde_adv, loss_disc = adversarial_losses(disc, params, pose_2d, view.y_tilde, flip,
                                                             grads if update_disc else None, gan, state, rng,
-                                                            real_label)
+                                                            real_label, fake_weight)
     losses = {"D": loss_disc}
     for group, c_first in zip(gen.groups, c_lift):
         w_adv = adv_scale * adversarial_weight(group.name, len(group.joints))
@@ -167,7 +196,7 @@ def random_view_backward(d_y_tilde, d_scale, view, R, perspective=None):
 
 
 def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", state=None, rng=None,
-                       real_label=1.0):
+                       real_label=1.0, fake_weight=None):
     """TIPS eq. 6 on the whole reprojected pose. D sees [Y; Y~] in one batch.
     Returns the generators' loss, its gradient at Y~ (N, 17, 2), and the
     discriminator's loss, whose gradient (Y~ held fixed) goes into grads (None:
@@ -178,7 +207,7 @@ def adversarial_losses(disc, params, pose_2d, y_tilde, flip, grads, gan="bce", s
     loss_adv, d_fake = generator_adversarial_loss(logits[n:], gan)
     d_logits = xp.concatenate([xp.zeros_like(d_fake), d_fake])
     d_y_tilde_adv = unflat(disc.backward(d_logits, c_disc, params, None)[n:])
-    loss_disc = discriminator_backward(disc, params, logits, c_disc, flip, grads, gan, real_label)
+    loss_disc = discriminator_backward(disc, params, logits, c_disc, flip, grads, gan, real_label, fake_weight)
     return loss_adv, d_y_tilde_adv, loss_disc
 
 
@@ -266,15 +295,17 @@ def flatten_losses(losses):
     return out
 
 
-def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce", real_label=1.0):
+def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce", real_label=1.0, fake_weight=None):
     """The discriminator's loss (eq. 6) on real Y against the fixed Y~, from its
     forward on [Y; Y~]; real targets are real_label (1, or 0.8 smoothed), fake 0,
-    and the labels of the samples where `flip` (N,) is set are swapped. Adds D's
-    gradients into grads (None: the loss alone)."""
+    and the labels of the samples where `flip` (N,) is set are swapped; fake_weight
+    (N, 1) weighs the fakes' terms (None: 1). Adds D's gradients into grads (None: the
+    loss alone)."""
     xp = get_array_module(logits)
     n = len(flip)
     flip = flip[:, None].astype(logits.dtype)
-    loss, d_real, d_fake = discriminator_loss(logits[:n], logits[n:], (1 - flip) * real_label, flip * real_label, gan)
+    loss, d_real, d_fake = discriminator_loss(logits[:n], logits[n:], (1 - flip) * real_label, flip * real_label, gan,
+                                              fake_weight)
     if grads is not None:
         disc.backward(xp.concatenate([d_real, d_fake]), c_disc, params, grads)
     return loss
@@ -282,16 +313,17 @@ def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce",
 
 def train_step(gen, disc, params, state, opt, pose_2d, azimuth, elevation, flip, gan="bce",
                perspective=None, rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0, update_disc=True,
-               pitch=0.0):
+               pitch=0.0, weigh_facing=0.0):
     """One step of both networks (of the generators alone if not update_disc):
     every gradient, then one Adam update. The
     random views and label flips (N,) are drawn by the caller (draw_randomness)
     and live where pose_2d lives, so a GPU step copies nothing from the host;
     rng draws dropout masks, if any; pitch (radians) turns the views about the
-    body's axis as a camera looking down sees it (geometry.rotation_matrices)."""
+    body's axis as a camera looking down sees it (geometry.rotation_matrices);
+    weigh_facing: see adversarial_step."""
     R = rotation_matrices(azimuth, elevation, pose_2d.dtype, pitch)
     grads = {}
     losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective, rng, w_90, w_inf,
-                              adv_scale, real_label, update_disc)
+                              adv_scale, real_label, update_disc, weigh_facing, pitch)
     opt.step(params, grads)
     return losses

@@ -15,6 +15,16 @@ are drawn by the training loop and passed in.
 import numpy as np
 
 from .backend import get_array_module
+from .skeleton import JOINTS
+
+LEFT_HIP, RIGHT_HIP = (JOINTS.index(f"{side}_hip") for side in ("left", "right"))
+LEFT_SHOULDER, RIGHT_SHOULDER = (JOINTS.index(f"{side}_shoulder") for side in ("left", "right"))
+
+
+def pitch_matrix(pitch, dtype, xp=np):
+    """T = R_x(pitch): the camera looks down `pitch` radians on the body's vertical axis."""
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    return xp.asarray(np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]], dtype))
 
 
 def rotation_matrices(azimuth, elevation, dtype, pitch=0.0):
@@ -35,14 +45,24 @@ def rotation_matrices(azimuth, elevation, dtype, pitch=0.0):
     R_x = xp.stack([one, zero, zero, zero, ce, -se, zero, se, ce], axis=-1).reshape(-1, 3, 3)
     if not pitch:
         return R_x @ R_y
-    cp, sp = np.cos(pitch), np.sin(pitch)
-    T = xp.asarray(np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]], dtype))
+    T = pitch_matrix(pitch, dtype, xp)
     return R_x @ (T @ R_y @ T.T)
 
 
 def rotate(pose_3d, R):
     """Rotate every joint: (N, J, 3) -> (N, J, 3), p' = R p.  R^-1 = R^T."""
     return pose_3d @ R.transpose(0, 2, 1)
+
+
+def facing(pose_3d, pitch=0.0):
+    """Which way each body faces: (N,) radians about its vertical axis, the angle in the
+    horizontal plane of the line from its right side to its left (hips and shoulders),
+    seen in the body's frame (a camera looking down `pitch` radians: T^T p). 0: the
+    body faces the camera (its left at +x); the turn T R_y(a) T^T adds a to it."""
+    xp = get_array_module(pose_3d)
+    side = pose_3d[:, LEFT_HIP] + pose_3d[:, LEFT_SHOULDER] - pose_3d[:, RIGHT_HIP] - pose_3d[:, RIGHT_SHOULDER]
+    side = side @ pitch_matrix(pitch, side.dtype, xp)  # T^T p, as rows
+    return xp.arctan2(side[:, 2], side[:, 0])
 
 
 def rotate_backward(d_rotated, R):

@@ -70,25 +70,28 @@ def generator_adversarial_loss(fake_logits, kind="bce"):
     raise ValueError(f"unknown GAN loss {kind!r}: expected 'bce' or 'lsgan'")
 
 
-def discriminator_loss(real_logits, fake_logits, real_target, fake_target, kind="bce"):
+def discriminator_loss(real_logits, fake_logits, real_target, fake_target, kind="bce", fake_weight=None):
     """The discriminator's side, real Y against reprojected Y~. Targets are 1 for
     real and 0 for fake, except where the caller flipped them (10% label flipping).
 
     bce   (TIPS eq. 6):   -E[t log D + (1 - t) log(1 - D)] on real and on fake
     lsgan (repr. eq. 6):   1/2 E (D(Y) - t)^2 + 1/2 E (D(Y~) - t)^2
+    fake_weight (N, 1), mean 1, weighs each fake's term (an importance weight; None: 1).
     Returns (loss, d real_logits, d fake_logits)."""
     loss, grads = 0.0, []
-    for logits, t in ((real_logits, real_target), (fake_logits, fake_target)):
+    for logits, t, w in ((real_logits, real_target, None), (fake_logits, fake_target, fake_weight)):
         n = len(logits)
         if kind == "bce":  # -t log s(l) - (1 - t) log(1 - s(l)) = softplus(l) - t l
-            loss = loss + (softplus(logits) - t * logits).mean()
-            grads.append((sigmoid_forward(logits) - t) / n)
+            term, d = softplus(logits) - t * logits, sigmoid_forward(logits) - t
         elif kind == "lsgan":
             r = logits - t
-            loss = loss + 0.5 * (r * r).mean()
-            grads.append(r / n)
+            term, d = 0.5 * (r * r), r
         else:
             raise ValueError(f"unknown GAN loss {kind!r}: expected 'bce' or 'lsgan'")
+        if w is not None:
+            term, d = term * w, d * w
+        loss = loss + term.mean()
+        grads.append(d / n)
     return loss, grads[0], grads[1]
 
 

@@ -34,7 +34,7 @@ DEFAULTS = dict(
     activation="relu", dropout=0.0, epochs=40, batch_size=256, lr=2e-4, betas=[0.9, 0.999],
     gan="bce", azimuth=180.0, perspective=None, seed=0, eval_every=1, data=None, device="cpu", teacher=None,
     w_90=3.0, w_inf=0.0, adv_scale=1.0, real_label=1.0, lr_schedule="constant", val_subject=None, val_every=0,
-    recipe="paper", d_lr_scale=1.0, d_every=1, view_pitch=0.0,
+    recipe="paper", d_lr_scale=1.0, d_every=1, view_pitch=0.0, weigh_facing=0.0,
 )
 RECIPES = {
     # TIPS and the representations paper: adversarial weights 0.08 (torso) and 0.05
@@ -129,7 +129,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
             return train_step(gen, disc, params, state, opt, train_2d[idx], azimuth, elevation, flip,
                               config["gan"], config["perspective"], rng, config["w_90"], config["w_inf"],
                               config["adv_scale"], config["real_label"], global_step % config["d_every"] == 0,
-                              math.radians(config["view_pitch"]))
+                              math.radians(config["view_pitch"]), config["weigh_facing"])
         critic = f"discriminator {disc.n_params():,}"
     os.makedirs(run_dir, exist_ok=True)  # only now that the data, the teachers and any checkpoint loaded
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
