@@ -141,8 +141,8 @@ ADVERSARIAL = [
     click.option("--weigh-facing", default=0.0, show_default=True, type=click.FloatRange(0, 1),
                  help="Weigh the discriminator's terms of the synthetic views by how often real poses "
                       "face that way, at this strength: real poses face the camera mostly from the front "
-                      "or back, uniformly turned views every way (0: not weighed, as in the papers; 1: "
-                      "the full-data hour's runs, README 'Accuracy per CPU hour')."),
+                      "or back, views turned by --azimuth 180 every way (0: not weighed, as in the papers; "
+                      "1: the full-data hour's runs, README 'Accuracy per CPU hour')."),
     click.option("--d-lr-scale", default=None, type=click.FloatRange(min=0, min_open=True),
                  help="The discriminator's learning rate as a multiple of --lr [default: the recipe's; "
                       "papers: 1]."),

@@ -101,8 +101,8 @@ class View(NamedTuple):
 
 def facing_weights(view, R, perspective=None, pitch=0.0, strength=1.0, kappa=8.0):
     """(N, 1) importance weights, mean 1, for the discriminator's terms of the views:
-    p_real(facing of the view) / p_view(facing), where views, turned uniformly, face
-    every way equally often, and p_real is a von Mises kernel density (kappa 8: about
+    p_real(facing of the view) / p_view(facing), where views turned uniformly (azimuth
+    180, the papers') face every way equally often, and p_real is a von Mises kernel density (kappa 8: about
     20 degrees wide) over the facings of the batch's own real poses, as lifted;
     `strength` s in [0, 1] weighs s p_real / p_view + (1 - s) (0: every view alike).
 
@@ -112,8 +112,9 @@ def facing_weights(view, R, perspective=None, pitch=0.0, strength=1.0, kappa=8.0
     to hide side views rather than to lift right. Weighted, the views it learns from
     face as real poses do, while every view, side-on included, still teaches the
     generators (their loss is not weighted). Early on the lifts are nearly flat and
-    face only the camera, so a full-strength weight would hide the side views of flat
-    poses, the first sign that they are wrong: hence s < 1."""
+    face only the camera, so at full strength the weights also hide the side views of
+    flat poses, the first sign that they are wrong: the first thousands of steps learn
+    more slowly (README, 'Accuracy per CPU hour')."""
     xp = get_array_module(view.z_hat)
     pose_3d = unproject_view(view.pose_2d, view.z_hat, perspective)
     f_real, f_view = facing(pose_3d, pitch), facing(rotate(pose_3d, R), pitch)
