@@ -102,9 +102,11 @@ class View(NamedTuple):
 def facing_weights(view, R, perspective=None, pitch=0.0, strength=1.0, kappa=8.0):
     """(N, 1) importance weights, mean 1, for the discriminator's terms of the views:
     p_real(facing of the view) / p_view(facing), where views turned uniformly (azimuth
-    180, the papers') face every way equally often, and p_real is a von Mises kernel density (kappa 8: about
-    20 degrees wide) over the facings of the batch's own real poses, as lifted;
-    `strength` s in [0, 1] weighs s p_real / p_view + (1 - s) (0: every view alike).
+    180, the papers') face every way equally often, and p_real is a von Mises kernel
+    density (kappa 8: about 20 degrees wide) over the facings of the batch's own real
+    poses, as lifted; `strength` s in [0, 1] weighs s p_real / p_view + (1 - s) (0:
+    every view alike). The views' 3D poses are rebuilt here, as random_view built them
+    (N x 17 x 3, a small cost only weighted steps pay).
 
     Real 2D poses face the camera mostly from the front or the back (Human3.6M: about
     70% within 30 degrees of either, 10% side-on), so an unweighted discriminator
