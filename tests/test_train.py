@@ -190,6 +190,23 @@ def test_bench_runs_and_writes_json(tmp_path):
     assert "poses/s" in r.output
 
 
+def test_a_warm_training_step_page_faults_no_memory_in():
+    """glibc's default hands a step's freed arrays back to the kernel, and the next step
+    faults them in again (about 2,900 pages per step at this size); use_device keeps them."""
+    resource = pytest.importorskip("resource")
+    from tips_np.backend import keep_freed_memory
+    from tips_np.bench import one_step_setup
+    if not keep_freed_memory():
+        pytest.skip("not glibc: no mallopt")
+    step, _ = one_step_setup("cpu", ("torso", "legs"), 256, 2, 256)
+    for _ in range(3):
+        step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        step()
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5 < 50
+
+
 def test_bench_on_cuda_without_a_gpu_is_a_clear_error():
     from tips_np.backend import gpu_status
     if gpu_status()[0]:
