@@ -43,7 +43,7 @@ def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=1 << 30):
     glibc hands freed memory at the heap's top back to the kernel (and serves some
     arrays with fresh mmap'd pages), so every step page-faults its arrays in again:
     about 2,900 faults per step at width 256, batch 256 (6 ms of kernel time in a
-    55 ms step), 9,400 at width 1024, batch 1024 (0.3 s of CPU time). Here arrays below
+    55 ms step), 9,400 at width 1024, batch 1024 (0.3 s of kernel time). Here arrays below
     mmap_threshold (glibc's own ceiling for it, 32 MiB) come from the heap, and the
     heap gives memory back only once trim_threshold lies free at its top: no faults
     once warm, the same peak. Returns False where libc has no mallopt (not glibc)."""
