@@ -34,3 +34,11 @@ def tiny_data(tmp_path_factory):
             dst[k] = src[k][::8]
         dst.attrs.update(src.attrs)
     return str(path)
+
+
+@pytest.fixture(autouse=True)
+def cores_back_to_products():
+    """A test that trains may leave the cores used for 'groups' (cores.py): undo it."""
+    yield
+    from tips_np import cores
+    cores.use("products")

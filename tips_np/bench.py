@@ -21,7 +21,7 @@ import traceback
 
 import numpy as np
 
-from . import backend
+from . import backend, cores
 from .atomic import atomic_write
 from .backend import to_device
 from .cycle import draw_randomness, flatten_losses, train_step
@@ -131,16 +131,25 @@ def compare_step(device="cuda", parts=("torso", "legs"), width=128, blocks=2, ba
 
 
 def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
-          steps=5, warmup=2, seed=0, echo=print, w_inf=0.0, instrumented=5):
+          steps=5, warmup=2, seed=0, echo=print, w_inf=0.0, instrumented=5, use_cores=None):
+    """use_cores: 'groups' or 'products' (cores.py) for the timed steps; None: as
+    train would. The instrumented steps run with 'products' (side by side, the
+    groups' products would overlap in time)."""
     xp = backend.use_device(device)
     step, _ = one_step_setup(device, parts, width, blocks, batch, seed, w_inf)
+    if use_cores is None:
+        use_cores = cores.best(Generator(list(parts), width=width, blocks=blocks), batch) \
+            if device == "cpu" else "products"
+    use_cores = cores.use(use_cores)
 
     echo(f"warming up ({warmup} steps)")
     _timed(step, warmup)
-    echo(f"timing {steps} steps")
+    echo(f"timing {steps} steps, cores used for '{use_cores}'")
     times = _timed(step, steps)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    echo(f"timing the matrix products of {instrumented} more steps")
+    echo(f"timing the matrix products of {instrumented} more steps, cores used for 'products'")
+    cores.use("products")
+    _timed(step, 1)  # (the first step after the switch runs slow)
     shapes, per_step = time_matmuls(step, instrumented)
     shares = [matmul / whole for matmul, whole in per_step]
     flops = sum(2 * m * k * n for m, k, n in shapes)
@@ -149,7 +158,7 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     achieved = flops / step_s / 1e9
     return {
         "device": device, "parts": list(parts), "width": width, "blocks": blocks, "batch": batch, "w_inf": w_inf,
-        "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
+        "cores": use_cores, "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
         "poses_per_s": batch / step_s, "matmuls_per_step": len(shapes), "matmul_gflop_per_step": flops / 1e9,
         "matmul_s_in_step": statistics.median(m for m, _ in per_step), "matmul_share": statistics.median(shares),
         "matmul_share_min": min(shares), "matmul_share_max": max(shares), "matmul_shares": shares,
@@ -166,7 +175,8 @@ def write_report(path, report):
 
 def format_report(r):
     """The figures of bench() as lines of text."""
-    return (f"{r['device']}  {'+'.join(r['parts'])}  width {r['width']}  blocks {r['blocks']}  batch {r['batch']}\n"
+    return (f"{r['device']}  {'+'.join(r['parts'])}  width {r['width']}  blocks {r['blocks']}  batch {r['batch']}  "
+            f"cores: {r['cores']}\n"
             f"step         {r['step_s_median'] * 1e3:9.1f} ms median "
             f"({r['step_s_min'] * 1e3:.1f}-{r['step_s_max'] * 1e3:.1f})\n"
             f"throughput   {r['poses_per_s']:9.0f} poses/s\n"

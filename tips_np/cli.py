@@ -403,14 +403,17 @@ def correlations(model, pair, poses, data, device, out):
               help="Time the step with the all-angle consistency (any weight > 0).")
 @click.option("--out", default="bench.json", show_default=True, type=click.Path(dir_okay=False),
               help="JSON file for the figures.")
-def bench(device, parts, width, blocks, batch, steps, warmup, instrumented, w_inf, out):
+@click.option("--cores", "use_cores", type=click.Choice(["groups", "products"]), default=None,
+              help="How a CPU step uses the cores: each generator group on its own core ('groups') or every "
+                   "product on all cores ('products'); default: as train decides (tips_np/cores.py).")
+def bench(device, parts, width, blocks, batch, steps, warmup, instrumented, w_inf, out, use_cores):
     """Time whole adversarial training steps (both networks, all losses) and
     report step time, poses/s, the share of time in matrix products, achieved
     GFLOP/s against the device's plain matrix product, and peak memory."""
     from .bench import bench as run_bench
     from .bench import format_report, write_report
     report = run_bench(device, parts, width, blocks, batch, steps, warmup, echo=click.echo, w_inf=w_inf,
-                       instrumented=instrumented)
+                       instrumented=instrumented, use_cores=use_cores)
     write_report(out, report)
     click.echo(format_report(report) + f"\nwritten to {out}")
 

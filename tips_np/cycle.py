@@ -6,7 +6,9 @@ Each generator group p is updated with the gradient of its own objective
 where L_adv is shared (one discriminator sees the whole reprojected pose) and
 L2D_p, L90_p cover only the keypoints p lifts. The groups are coupled only
 through the reprojected pose Y~ (its normalising scale depends on every depth),
-so the backward runs once per group, each with its own loss.
+so the backward runs once per group, each with its own loss; after G(Y) and the
+discriminator the groups share nothing they write, and on a CPU each may run on
+its own core (cores.py).
 
 The discriminator sees real Y and reprojected Y~ in one batch, so its batch-norm
 normalises both with the same statistics: with separate batches it would remove
@@ -28,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import cores
 from .backend import get_array_module
 from .geometry import (facing, max_normalise, max_normalise_backward,
                        project_view, project_view_backward, rotate, rotate_backward, rotation_matrices,
@@ -160,8 +163,9 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
     loss_adv, d_y_tilde_adv, loss_disc = adversarial_losses(disc, params, pose_2d, view.y_tilde, flip,
                                                             grads if update_disc else None, gan, state, rng,
                                                             real_label, fake_weight)
-    losses = {"D": loss_disc}
-    for group, c_first in zip(gen.groups, c_lift):
+
+    def group_step(group, c_first):
+        """L_p of one group and its gradient into grads (only the group's own entries)."""
         w_adv = adv_scale * adversarial_weight(group.name, len(group.joints))
         # L2D and L90 from one stacked call of G; d L_p / d Y~ through L2D (eq. 2) and
         # the shared L_adv (eq. 6), then back to z_hat, where L90's gradient joins it
@@ -177,9 +181,12 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
         if w_inf:
             terms["linf"] = all_angle_constraint(group, c_first, params, pose_2d, z_hat, d_z, grads, w_inf)
             total = total + w_inf * terms["linf"]                                         # A.3, eq. 16
-        losses[group.name] = {**terms, "total": total}
         group.net.backward(d_z, c_first, params, grads)                                   # G(Y)
-    return losses
+        return {**terms, "total": total}
+
+    # the groups are independent from here: on a CPU each may run on its own core (cores.py)
+    per_group = cores.side_by_side(group_step, zip(gen.groups, c_lift), gen.draws_random)
+    return {"D": loss_disc, **{group.name: terms for group, terms in zip(gen.groups, per_group)}}
 
 
 def random_view(pose_2d, z_hat, R, perspective=None):

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import cores
 from .backend import get_array_module, to_numpy
 from .errors import TipsError
 from .nn.mlp import MLP
@@ -119,7 +120,7 @@ class Generator:
 
     def __init__(self, parts, combine=False, width=256, blocks=2, activation="relu",
                  dropout=0.0, match_params=False):
-        self.parts, self.combine, self.blocks = list(parts), bool(combine), blocks
+        self.parts, self.combine, self.blocks, self.dropout = list(parts), bool(combine), blocks, dropout
         if self.combine and self.parts == ["full"]:
             raise ConfigError("--combine needs a split representation (torso,legs or the five limbs): "
                               "the full pose has no parts to recombine")
@@ -137,17 +138,23 @@ class Generator:
     def init(self, rng, dtype=np.float32):
         return init_networks([g.net for g in self.groups], rng, dtype)
 
+    @property
+    def draws_random(self):
+        """Whether a training call draws random numbers (dropout masks)."""
+        return self.dropout > 0
+
     def lift(self, params, pose_2d, train=True, state=None, rng=None):
-        """Eq. 1: pose_2d (N, 17, 2) -> z_hat (N, 17) (root depth 0), caches per group."""
+        """Eq. 1: pose_2d (N, 17, 2) -> z_hat (N, 17) (root depth 0), caches per group
+        (each group's network on its own core where cores.py says so)."""
         xp = get_array_module(pose_2d)
         n = len(pose_2d)
         z_hat = xp.zeros(pose_2d.shape[:2], pose_2d.dtype)
-        caches = []
-        for _, joints, net in self.groups:
-            z, c = net.forward(params, pose_2d[:, joints].reshape(n, -1), train, state, rng)
+        out = cores.side_by_side(lambda joints, net: net.forward(params, pose_2d[:, joints].reshape(n, -1), train,
+                                                                 state, rng),
+                                 ((joints, net) for _, joints, net in self.groups), train and self.draws_random)
+        for (_, joints, _), (z, _) in zip(self.groups, out):
             z_hat[:, joints] = z
-            caches.append(c)
-        return z_hat, caches
+        return z_hat, [c for _, c in out]
 
 
 def predict_depths(gen, params, state, pose_2d, batch_size=8192):

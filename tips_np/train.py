@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import checkpoint, dataset
+from . import checkpoint, cores, dataset
 from .atomic import atomic_write
 from .backend import to_device, to_numpy, use_device
 from .cycle import draw_randomness, flatten_losses, train_step
@@ -93,6 +93,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
             echo(f"the {config['lr_schedule']} schedule now spans {config['epochs']} epochs, not "
                  f"{ckpt['config']['epochs']}: the learning rate follows the new schedule from here")
     gen, disc = build(config)
+    on_cores = cores.use(cores.best(gen, config["batch_size"])
+                         if config["device"] == "cpu" and disc is not None else "products")
     rng = np.random.default_rng(config["seed"])
     params, state = init_networks([gen] + ([disc] if disc is not None else []), rng)
     opt = Adam(config["lr"], config["betas"], lr_scale={"D": config["d_lr_scale"]})
@@ -136,7 +138,8 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
          f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
          f"{gen.n_params():,} parameters; {critic}; "
          f"{len(trainset):,} training and {len(testset):,} test poses"
-         + (f"; subject {config['val_subject']} held out ({len(valset):,} validation poses)" if valset else ""))
+         + (f"; subject {config['val_subject']} held out ({len(valset):,} validation poses)" if valset else "")
+         + ("; each generator on its own core" if on_cores == "groups" else ""))
     val_path = os.path.join(run_dir, "val.csv")
     for path in (log_path, val_path):
         if resume is False and os.path.exists(path):

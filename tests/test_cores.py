@@ -1,0 +1,74 @@
+"""The generator groups side by side on the CPU cores (tips_np/cores.py)."""
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tips_np import cores
+from tips_np.bench import one_step_setup
+from tips_np.model import Generator
+
+
+def needs_openblas():
+    if not cores._openblas():
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose threads can be set")
+
+
+def steps_of(parts, width=48, blocks=2, batch=96, n=2):
+    step, params = one_step_setup("cpu", parts, width, blocks, batch)
+    for _ in range(n):
+        step()
+    return {k: np.array(v) for k, v in params.items()}
+
+
+@pytest.mark.parametrize("parts", [("torso", "legs"), ("larm", "rarm", "torso", "lleg", "rleg")])
+def test_the_groups_side_by_side_give_the_numbers_of_the_groups_in_turn(parts, monkeypatch):
+    """Every parameter after two steps, bit for bit: run on the pool's threads, and run
+    one after another (the same OpenBLAS thread count, the same calls)."""
+    needs_openblas()
+    assert cores.use("groups") == "groups"
+    side_by_side = steps_of(parts)
+    calls = []
+    monkeypatch.setattr(cores, "_pool", SimpleNamespace(map=lambda f, items: calls.append(1) or map(f, items)))
+    in_turn = steps_of(parts)
+    assert calls and side_by_side.keys() == in_turn.keys()
+    for k in side_by_side:
+        np.testing.assert_array_equal(side_by_side[k], in_turn[k], err_msg=k)
+    assert any(not np.array_equal(side_by_side[k], v) for k, v in
+               steps_of(parts, n=1).items() if k.startswith("G/"))  # (the steps changed the weights)
+
+
+def test_openblas_gets_its_threads_back_after_the_groups(monkeypatch):
+    needs_openblas()
+    before = cores._openblas()[1]()
+    cores.use("groups")
+    assert cores.side_by_side(lambda a: cores._openblas()[1](), [(1,), (2,)]) == [1, 1]
+    assert cores._openblas()[1]() == before
+
+
+def test_networks_that_draw_random_numbers_run_in_turn(monkeypatch):
+    """Dropout masks come from one generator in a fixed order: never from two threads."""
+    needs_openblas()
+    cores.use("groups")
+    monkeypatch.setattr(cores, "_pool", SimpleNamespace(map=lambda f, items: pytest.fail("ran on the pool")))
+    assert cores.side_by_side(lambda a: a, [(1,), (2,)], draws_random=True) == [1, 2]
+
+
+def test_groups_are_chosen_only_where_they_pay_and_are_safe(monkeypatch):
+    needs_openblas()
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "16")
+    tips = Generator(["torso", "legs"], width=256, blocks=2)
+    assert cores.best(tips, 256) == "groups"
+    assert cores.best(Generator(["torso", "legs"], width=1024, blocks=4), 1024) == "groups"
+    assert cores.best(Generator(["torso", "legs"], width=1024, blocks=4), 8192) == "products"  # memory
+    assert cores.best(Generator(["full"]), 256) == "products"                                  # one network
+    assert cores.best(Generator(["torso", "legs"], dropout=0.2), 256) == "products"            # dropout
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "28")  # idle OpenBLAS threads would spin
+    assert cores.best(tips, 256) == "products"
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "16")
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)    # more cores than groups: the products use them
+    assert cores.best(tips, 256) == "products"
+    with pytest.raises(ValueError, match="'products' or 'groups'"):
+        cores.use("both")
