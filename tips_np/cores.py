@@ -99,12 +99,10 @@ def _one_blas_thread():
 
 def side_by_side(fn, items, draws_random=False):
     """[fn(*item) for item in items]: in 'groups' mode each call on its own core with
-    OpenBLAS on one thread (in turn if fn draws random numbers: they must come in
-    order); in turn otherwise."""
+    OpenBLAS on one thread; in turn otherwise, or if fn draws random numbers (they
+    must come in order)."""
     items = list(items)
-    if _mode != "groups" or len(items) < 2:
+    if _mode != "groups" or draws_random or len(items) < 2:
         return [fn(*item) for item in items]
     with _one_blas_thread():
-        if draws_random:
-            return [fn(*item) for item in items]
         return list(_pool.map(lambda item: fn(*item), items))
