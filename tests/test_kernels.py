@@ -6,7 +6,6 @@ import pytest
 from tips_np import backend
 from tips_np.nn import activations, batchnorm
 from tips_np.nn.adam import adam_update
-from tips_np.nn.average import average_update
 
 ok, reason = backend.gpu_status()
 pytestmark = pytest.mark.skipif(not ok, reason=f"no GPU: {reason}")
@@ -64,15 +63,6 @@ def test_adam_kernel(cp):
     close(gp, p)
     close(gm, m)
     close(gv, v)
-
-
-def test_average_kernel(cp):
-    rng = np.random.default_rng(3)
-    p, avg = rng.standard_normal((64, 33)).astype(np.float32), rng.standard_normal((64, 33)).astype(np.float32)
-    gavg = cp.asarray(avg)
-    average_update(avg, p, 0.999)
-    average_update(gavg, cp.asarray(p), 0.999)
-    close(gavg, avg)
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "tanh", "sigmoid"])

@@ -4,7 +4,6 @@ import pytest
 
 from tips_np.nn import activations, batchnorm, dropout, linear
 from tips_np.nn.adam import Adam
-from tips_np.nn.average import WeightAverage
 from tips_np.nn.gradcheck import numerical_gradient, relative_error
 from tips_np.nn.mlp import MLP
 from tips_np.nn.residual import residual_backward, residual_forward
@@ -147,7 +146,6 @@ def test_residual_block(rng):
 
 @pytest.mark.parametrize("kwargs", [
     dict(activation="relu", out_activation="tanh"),
-    dict(activation="relu", out_activation="tanh", out_gain=2.0),
     dict(activation="leaky_relu", out_activation=None),
     dict(activation="relu", out_activation="tanh", dropout=0.25),
     dict(activation="relu", d_out=None),
@@ -261,25 +259,6 @@ def test_adam_keeps_float32():
     opt = Adam()
     opt.step(p, {"w": np.full(3, 0.5, np.float32)})
     assert p["w"].dtype == np.float32 and opt.state["m/w"].dtype == np.float32
-
-
-def test_weight_average_is_the_warmed_up_exponential_average(rng):
-    """avg = d avg + (1 - d) p with d = min(decay, (1 + t) / (10 + t)): the first
-    update copies (the average never aliases the weights), later ones move towards
-    the weights, in float32 as they are."""
-    weights = [rng.standard_normal((3, 4)).astype(np.float32) for _ in range(40)]
-    avg = WeightAverage(0.9)
-    expected = weights[0].astype(np.float64)
-    for t, w in enumerate(weights, start=1):
-        avg.update({"G/full/fc_in/W": w})
-        if t > 1:
-            d = min(0.9, (1 + t) / (10 + t))
-            expected = d * expected + (1 - d) * w
-    got = avg.average["G/full/fc_in/W"]
-    assert got.dtype == np.float32 and avg.t == 40
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    weights[-1] += 1  # the weights move on in place: the average does not
-    np.testing.assert_allclose(avg.average["G/full/fc_in/W"], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_float32_forward_stays_float32(rng):

@@ -119,63 +119,6 @@ def test_seeded_runs_repeat_and_resume_continues_exactly(tmp_path, tiny_data, us
     assert cores.mode() == use_cores
 
 
-def test_the_weight_average_watches_turns_with_the_weights_resumes_and_is_the_model(tmp_path, tiny_data, monkeypatch):
-    """--average: the steps are those of the same run without it; when a group's depth
-    sign flips, its average flips too; a resumed run equals an uninterrupted one, the
-    average included; the model a run gives (evaluate, lift, distill, export) is the
-    average, and it is what the run scored."""
-    quiet = dict(echo=lambda s: None)
-    plain, straight, halves = (str(tmp_path / n) for n in ("plain", "straight", "halves"))
-    train({**TINY, "data": tiny_data}, plain, **quiet)
-    _, result = train({**TINY, "data": tiny_data, "average": 0.9}, straight, **quiet)
-    train({**TINY, "data": tiny_data, "average": 0.9, "epochs": 1}, halves, **quiet)
-    first = checkpoint.load(halves)
-    assert read_log(halves)[0]["legs/flipped"] == "1.0"  # the flip at the end of epoch 1 ...
-    for group in ("torso", "legs"):  # ... turned the average with the weights
-        w, avg = first["params"][f"G/{group}/fc_out/W"], first["average"][f"G/{group}/fc_out/W"]
-        assert np.corrcoef(w.ravel(), avg.ravel())[0, 1] > 0.5, group
-    train({**TINY, "data": tiny_data, "average": 0.9}, halves, resume=True, **quiet)
-    p, a, b = (checkpoint.load(r) for r in (plain, straight, halves))
-    for k in p["params"]:
-        np.testing.assert_array_equal(p["params"][k], a["params"][k])
-    for group in ("params", "adam", "average"):
-        for k in a[group]:
-            np.testing.assert_array_equal(a[group][k], b[group][k])
-    assert a["average_t"] == b["average_t"] == 3 * (len(dataset.load(tiny_data, "train")) // TINY["batch_size"])
-    assert set(a["average"]) == {k for g in ("params", "state") for k in a[g] if k.startswith("G/")}
-    gen, params, state = checkpoint.load_model(a)
-    for k, v in {**params, **state}.items():
-        np.testing.assert_array_equal(v, a["average"][k])
-    test = dataset.load(tiny_data, "test")
-    assert evaluate_depths(predict_depths(gen, params, state, test.pose_2d), test)["P-MPJPE"]["Average"] \
-        == result["P-MPJPE"]["Average"]
-
-
-def test_the_depth_range_scales_every_depth_and_travels_with_the_model(tmp_path, tiny_data, rng):
-    """--depth-range r: the same weights lift r times as deep (r tanh), so depths beyond
-    1 can be reached; the run's checkpoint, its best weights, its student and an export
-    all keep r."""
-    from tips_np.model import Generator
-    params, state = Generator(["torso", "legs"], width=16, blocks=1).init(rng)
-    for part in ("torso", "legs"):
-        params[f"G/{part}/fc_out/W"] *= 1000  # saturate the tanh
-    pose_2d = dataset.load(tiny_data, "test").pose_2d[:64]
-    z1, z2 = (predict_depths(Generator(["torso", "legs"], width=16, blocks=1, depth_range=r), params, state,
-                             pose_2d) for r in (1.0, 2.0))
-    np.testing.assert_array_equal(z2, 2 * z1)
-    assert np.abs(z1).max() <= 1 and np.abs(z2).max() > 1.5
-    run, student, exported = str(tmp_path / "run"), str(tmp_path / "student"), str(tmp_path / "m.h5")
-    tiny = ["--width", "16", "--blocks", "1", "--epochs", "1", "--data", tiny_data]
-    r = CliRunner().invoke(main, ["train", "--depth-range", "2", "--val-subject", "8", "--out", run] + tiny)
-    assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["distill", run, "--out", student] + tiny)
-    assert r.exit_code == 0, r.output
-    assert CliRunner().invoke(main, ["export", student, "--out", exported]).exit_code == 0
-    for model in (run, os.path.join(run, "best.h5"), student, exported):
-        gen, _, _ = checkpoint.load_model(checkpoint.load(model))
-        assert {g.net.out_gain for g in gen.groups} == {2.0}, model
-
-
 def test_resume_uses_the_runs_own_configuration(tmp_path, tiny_data):
     run = str(tmp_path / "run")
     args = ["--width", "16", "--blocks", "1", "--data", tiny_data, "--out", run]

@@ -3,8 +3,7 @@
     params/G/torso/block0/fc1/W     weights and biases
     state/G/torso/block0/bn1/running_mean
     adam/m/G/torso/block0/fc1/W     Adam's moments
-    average/G/torso/block0/fc1/W    the generators' weight average (--average), if any
-    attrs: config (JSON), epoch, adam_t, average_t, rng (JSON of the NumPy generator state)
+    attrs: config (JSON), epoch, adam_t, rng (JSON of the NumPy generator state)
 
 Written to a temporary file and renamed, so a checkpoint is never half-written.
 """
@@ -30,7 +29,7 @@ class CheckpointError(TipsError):
     """Not a readable tips-np checkpoint; the message names the file."""
 
 
-def save(path, config, params, state, adam=None, epoch=0, rng=None, extra=None, average=None):
+def save(path, config, params, state, adam=None, epoch=0, rng=None, extra=None):
     with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["config"] = json.dumps(config)
@@ -41,10 +40,6 @@ def save(path, config, params, state, adam=None, epoch=0, rng=None, extra=None, 
             f.attrs["adam_t"] = adam.t
             for k, v in adam.state.items():
                 f[f"adam/{k}"] = to_numpy(v)
-        if average is not None:
-            f.attrs["average_t"] = average.t
-            for k, v in average.average.items():
-                f[f"average/{k}"] = to_numpy(v)
         for group, arrays in (("params", params), ("state", state)):
             for k, v in arrays.items():
                 f[f"{group}/{k}"] = to_numpy(v)
@@ -83,8 +78,7 @@ def _read_group(f, name):
 
 
 def load(path):
-    """Return a dict: config, params, state, adam (t and moments), average (t and
-    arrays), epoch, rng_state, attrs."""
+    """Return a dict: config, params, state, adam (t and moments), epoch, rng_state, attrs."""
     if os.path.isdir(path):
         path = os.path.join(path, "checkpoint.h5")
     if not os.path.isfile(path):
@@ -106,8 +100,6 @@ def load(path):
                 "params": _read_group(f, "params"),
                 "state": _read_group(f, "state"),
                 "adam": _read_group(f, "adam"),
-                "average_t": int(f.attrs.get("average_t", 0)),
-                "average": _read_group(f, "average"),
                 "attrs": {k: f.attrs[k] for k in f.attrs},
             }
         except (KeyError, OSError, ValueError) as e:
@@ -134,15 +126,11 @@ def check_names(path, expected, found, what):
 def load_model(ckpt, xp=np, echo=print):
     """(generator, params, state) of a loaded checkpoint, checked against its
     config (the generator's entries must match exactly; a discriminator is left
-    out; a run trained with --average gives its average). A checkpoint saved before the depth sign was decided by anatomy is
+    out). A checkpoint saved before the depth sign was decided by anatomy is
     oriented now, on the shipped sample's training 2D poses, and `echo` says so."""
     gen, _ = build(ckpt["config"])
     params, state = gen.init(np.random.default_rng(0))
-    if ckpt["average"]:  # a run trained with --average is its generators' average
-        found = {"params": {k: ckpt["average"][k] for k in params if k in ckpt["average"]},
-                 "state": {k: ckpt["average"][k] for k in state if k in ckpt["average"]}}
-    else:
-        found = {group: {k: v for k, v in ckpt[group].items() if k.startswith("G/")} for group in ("params", "state")}
+    found = {group: {k: v for k, v in ckpt[group].items() if k.startswith("G/")} for group in ("params", "state")}
     check_names(ckpt["path"], {k: v.shape for k, v in params.items()}, found["params"], "parameter")
     check_names(ckpt["path"], {k: v.shape for k, v in state.items()}, found["state"], "statistic")
     params, state = to_device(found["params"], xp), to_device(found["state"], xp)

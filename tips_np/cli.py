@@ -149,13 +149,6 @@ ADVERSARIAL = [
     click.option("--d-every", default=None, type=click.IntRange(min=1),
                  help="Update the discriminator on one step in k (the generators on every step) "
                       "[default: the recipe's; papers: 1]."),
-    click.option("--depth-range", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                 help="The generators' depths are this times tanh: max-normalised 2D poses lie in [-1, 1], "
-                      "the depths of sitting poses reach 1.7 (1: the papers')."),
-    click.option("--average", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-                 help="Keep an exponential moving average of the generators' weights, this decay per "
-                      "step (e.g. 0.999), and validate, keep, score and export it instead of the last "
-                      "weights (0: none, as the papers)."),
 ]
 
 
@@ -245,8 +238,7 @@ def distill(teacher, out, width, blocks, resume, **options):
     t_config = load(teacher)["config"]
     config = dict(parts=["full"], combine=False, match_params=False, teacher=teacher,
                   width=width or t_config["width"], blocks=blocks or t_config["blocks"],
-                  activation=t_config["activation"], depth_range=t_config.get("depth_range", 1.0),
-                  data=options.pop("data") or t_config.get("data"),
+                  activation=t_config["activation"], data=options.pop("data") or t_config.get("data"),
                   **options)
     run_and_report(config, out, resume, "student")
 

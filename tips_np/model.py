@@ -23,11 +23,6 @@ from .skeleton import KEYPOINTS, PARTS
 # adversarial loss can shape them: on the sample, P-MPJPE stayed at ~345 mm after
 # 6 epochs, against ~150 mm (mirrored ~93 mm) with the small start.
 OUT_SCALE = 0.01
-# Max-normalised 2D poses lie in [-1, 1], but their depths need not: on held-out S8,
-# 21% of Sitting and 49% of SittingDown poses reach a depth beyond 0.9 (99th
-# percentile 1.4 and 1.7), where tanh cannot go (the papers' generators end in tanh:
-# "constrains the range of possible 3D coordinates ... between -1 and 1"). A
-# generator's depths are depth_range * tanh(.) (1: the papers').
 
 
 class ConfigError(TipsError):
@@ -48,7 +43,7 @@ class SplitCombine:
     """Split-and-recombine lifter: one encoder per part (its keypoints -> features,
     blocks_enc residual blocks), then a combining MLP (all features -> 16 depths)."""
 
-    def __init__(self, name, parts, enc_width, width, enc_blocks, blocks, activation, dropout, depth_range=1.0):
+    def __init__(self, name, parts, enc_width, width, enc_blocks, blocks, activation, dropout):
         self.name = name
         # columns of the flattened (N, 32) keypoint vector that each part reads
         self.columns = [np.array([c for j in PARTS[p] for c in (2 * (j - 1), 2 * (j - 1) + 1)])
@@ -56,7 +51,7 @@ class SplitCombine:
         self.encoders = [MLP(f"{name}/{p}", len(cols), enc_width, enc_blocks, None, activation,
                              dropout=dropout) for p, cols in zip(parts, self.columns)]
         self.combiner = MLP(f"{name}/combine", enc_width * len(parts), width, blocks, len(KEYPOINTS),
-                            activation, "tanh", dropout, OUT_SCALE, depth_range)
+                            activation, "tanh", dropout, OUT_SCALE)
 
     @property
     def output_layer(self):
@@ -96,17 +91,17 @@ class Group(NamedTuple):
     net: object
 
 
-def _build_groups(parts, combine, width, blocks, activation, dropout, depth_range=1.0):
+def _build_groups(parts, combine, width, blocks, activation, dropout):
     if parts == ["full"]:
         return [Group("full", KEYPOINTS, MLP("G/full", 32, width, blocks, 16, activation, "tanh", dropout,
-                                             OUT_SCALE, depth_range))]
+                                             OUT_SCALE))]
     if combine:
         enc_blocks = max(blocks // 2, 1)
         net = SplitCombine("G/combine", parts, width, width, enc_blocks, blocks - enc_blocks,
-                           activation, dropout, depth_range)
+                           activation, dropout)
         return [Group("combine", KEYPOINTS, net)]
     return [Group(p, PARTS[p], MLP(f"G/{p}", 2 * len(PARTS[p]), width, blocks, len(PARTS[p]),
-                                   activation, "tanh", dropout, OUT_SCALE, depth_range)) for p in parts]
+                                   activation, "tanh", dropout, OUT_SCALE)) for p in parts]
 
 
 def count_params(nets):
@@ -121,11 +116,10 @@ class Generator:
     match_params=True narrows every network so the representation has about as
     many parameters as a full-pose generator of the given width (the
     representations paper compares at near-identical parameter counts).
-    depth_range bounds the depths: depth_range * tanh(.) (1: the papers').
     """
 
     def __init__(self, parts, combine=False, width=256, blocks=2, activation="relu",
-                 dropout=0.0, match_params=False, depth_range=1.0):
+                 dropout=0.0, match_params=False):
         self.parts, self.combine, self.blocks, self.dropout = list(parts), bool(combine), blocks, dropout
         if self.combine and self.parts == ["full"]:
             raise ConfigError("--combine needs a split representation (torso,legs or the five limbs): "
@@ -136,7 +130,7 @@ class Generator:
                 return count_params(g.net for g in _build_groups(parts, combine, w, blocks, activation, dropout))
             target = n(["full"], width)
             self.width = min(range(8, 2 * width + 1, 8), key=lambda w: abs(target - n(self.parts, w)))
-        self.groups = _build_groups(self.parts, combine, self.width, blocks, activation, dropout, depth_range)
+        self.groups = _build_groups(self.parts, combine, self.width, blocks, activation, dropout)
 
     def n_params(self):
         return count_params(g.net for g in self.groups)
@@ -186,7 +180,7 @@ def build(config):
     if config.get("w_inf") and config["combine"]:
         raise ConfigError("--w-inf needs independent networks: split and recombine has no tangent rule yet")
     gen = Generator(config["parts"], config["combine"], config["width"], config["blocks"],
-                    config["activation"], config["dropout"], config["match_params"], config.get("depth_range", 1.0))
+                    config["activation"], config["dropout"], config["match_params"])
     if config.get("teacher"):
         return gen, None
     return gen, make_discriminator(config["width"], config["blocks"])

@@ -25,8 +25,7 @@ from .errors import TipsError
 from .evaluate import evaluate_depths
 from .model import build, init_networks, predict_depths
 from .nn.adam import Adam
-from .nn.average import WeightAverage
-from .orientation import describe, flip_group, orient, orientation_poses
+from .orientation import describe, orient, orientation_poses
 
 # DEFAULTS are the papers' method (as every run before recipes was trained); a fresh
 # run takes its recipe's values over them, and an explicit value over both
@@ -35,7 +34,7 @@ DEFAULTS = dict(
     activation="relu", dropout=0.0, epochs=40, batch_size=256, lr=2e-4, betas=[0.9, 0.999],
     gan="bce", azimuth=180.0, perspective=None, seed=0, eval_every=1, data=None, device="cpu", teacher=None,
     w_90=3.0, w_inf=0.0, adv_scale=1.0, real_label=1.0, lr_schedule="constant", val_subject=None, val_every=0,
-    recipe="paper", d_lr_scale=1.0, d_every=1, view_pitch=0.0, weigh_facing=0.0, average=0.0, depth_range=1.0,
+    recipe="paper", d_lr_scale=1.0, d_every=1, view_pitch=0.0, weigh_facing=0.0,
 )
 RECIPES = {
     # TIPS and the representations paper: adversarial weights 0.08 (torso) and 0.05
@@ -99,20 +98,15 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     rng = np.random.default_rng(config["seed"])
     params, state = init_networks([gen] + ([disc] if disc is not None else []), rng)
     opt = Adam(config["lr"], config["betas"], lr_scale={"D": config["d_lr_scale"]})
-    avg = WeightAverage(config["average"]) if config["average"] else None  # of the generators' entries
     start_epoch = 0
     if resume:
         checkpoint.check_names(ckpt_path, {k: v.shape for k, v in params.items()}, ckpt["params"], "parameter")
         params, state = dict(ckpt["params"]), dict(ckpt["state"])
         opt.t, opt.state = ckpt["adam_t"], dict(ckpt["adam"])
-        if avg is not None:
-            avg.t, avg.average = ckpt["average_t"], dict(ckpt["average"])
         rng.bit_generator.state = ckpt["rng_state"]
         start_epoch = ckpt["epoch"]
         echo(f"resuming {ckpt_path} after epoch {start_epoch}")
     params, state, opt.state = to_device(params, xp), to_device(state, xp), to_device(opt.state, xp)
-    if avg is not None:
-        avg.average = to_device(avg.average, xp)
 
     trainset = dataset.load(config["data"], "train")
     testset = dataset.load(config["data"], "test")
@@ -156,22 +150,10 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     best_path = os.path.join(run_dir, "best.h5")
     best = json.loads(ckpt["attrs"].get("best", "null")) if resume else None  # {"step", "val_p_mpjpe"}
 
-    def generator_arrays():
-        """The generators' weights and batch-norm statistics, by name (what --average averages)."""
-        return {k: v for arrays in (params, state) for k, v in arrays.items() if k.startswith("G/")}
-
-    def kept():
-        """(params, state) of the weights a run validates, keeps and scores: the
-        generators' average with --average, else the current weights."""
-        if avg is None:
-            return params, state
-        return ({k: avg.average[k] for k in params if k.startswith("G/")},
-                {k: avg.average[k] for k in state if k.startswith("G/")})
-
-    def score(split, weights=None):
-        """The tables of evaluate_depths for `weights` (default: kept()) on `split`,
-        seen through the run's camera."""
-        return evaluate_depths(predict_depths(gen, *(weights or kept()), split.pose_2d), split, config["perspective"])
+    def score(split):
+        """The tables of evaluate_depths for the current weights on `split`, seen through
+        the run's camera."""
+        return evaluate_depths(predict_depths(gen, params, state, split.pose_2d), split, config["perspective"])
 
     def validate(epoch, step, seconds):
         """Orient (the depth sign by anatomy, orientation.py; a student is checked,
@@ -179,22 +161,17 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
         returns the report and the validation row."""
         nonlocal best
         report = orient(gen, params, state, orient_2d, opt.state, flip=disc is not None)
-        for name, _, net in gen.groups:  # the average turns with the weights it averages
-            if avg is not None and report[name]["flipped"]:
-                flip_group(net, avg.average)
         row = {}
         if valset is not None:
             val = score(valset)
             row = {"val_p_mpjpe": round(val["P-MPJPE"]["Average"], 2),
                    "val_p_mpjpe_reflection": round(val["P-MPJPE reflection allowed"]["Average"], 2),
                    "val_n_mpjpe": round(val["N-MPJPE"]["Average"], 2)}
-            if avg is not None:  # the current weights beside their average
-                row["val_p_mpjpe_current"] = round(score(valset, (params, state))["P-MPJPE"]["Average"], 2)
             _append_csv(val_path, {"epoch": epoch, "step": step, "seconds": round(seconds, 1),
                                    "lr": float(f"{opt.lr:.6g}"), **row}, key="step")
             if best is None or row["val_p_mpjpe"] < best["val_p_mpjpe"]:
                 best = {"step": step, "epoch": epoch, "val_p_mpjpe": row["val_p_mpjpe"]}
-                checkpoint.save_generator(best_path, config, *kept(), epoch, {"best": best})
+                checkpoint.save_generator(best_path, config, params, state, epoch, {"best": best})
         return report, row
 
     result = None
@@ -211,8 +188,6 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
                 global_step = (epoch - 1) * steps_per_epoch + i
                 opt.lr = learning_rate(config, global_step, total_steps)
                 history.append(flatten_losses(step(global_step, batches[i], *(r[i] for r in randomness))))
-                if avg is not None:
-                    avg.update(generator_arrays())
                 if valset is not None and config["val_every"] and (global_step + 1) % config["val_every"] == 0 \
                         and i + 1 < len(batches):  # (the epoch's end validates below)
                     validate(epoch, global_step + 1, elapsed + time.time() - t0)
@@ -238,7 +213,7 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
                         "p_mpjpe_mirrored": round(result["P-MPJPE mirrored"]["Average"], 2)})
         _append_csv(log_path, row)
         checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng,
-                        extra={"oriented": True, "elapsed": round(elapsed, 3), "best": best}, average=avg)
+                        extra={"oriented": True, "elapsed": round(elapsed, 3), "best": best})
         echo(_describe(row, report))
     if valset is not None:  # the test split scored once, on the weights that validated best
         echo(f"best validation P-MPJPE {best['val_p_mpjpe']:.1f} mm at step {best['step']} "

@@ -1,8 +1,7 @@
 """The papers' fully connected network (after Martinez et al.):
 
     Linear -> BN -> act [-> dropout],  K residual blocks of width W,
-    final Linear,  optional output activation (tanh for the generators),
-    times out_gain (the generators' depth range: gain tanh(.) lies in (-gain, gain)).
+    final Linear,  optional output activation (tanh for the generators).
 
 An MLP object holds only the structure. Parameters, gradients, Adam's moments
 and batch-norm running statistics live in flat dicts keyed by one path scheme:
@@ -23,13 +22,12 @@ from .residual import residual_backward, residual_dual_backward, residual_forwar
 
 class MLP:
     def __init__(self, name, d_in, width, blocks, d_out=None, activation="relu",
-                 out_activation=None, dropout=0.0, out_scale=1.0, out_gain=1.0):
+                 out_activation=None, dropout=0.0, out_scale=1.0):
         """d_out=None ends the network after the last block (a feature encoder).
-        out_scale multiplies the He-initialised weights of the final Linear;
-        out_gain multiplies the output activation."""
+        out_scale multiplies the He-initialised weights of the final Linear."""
         self.name, self.d_in, self.width, self.blocks = name, d_in, width, blocks
         self.d_out, self.activation, self.out_activation = d_out, activation, out_activation
-        self.dropout, self.out_scale, self.out_gain = dropout, out_scale, out_gain
+        self.dropout, self.out_scale = dropout, out_scale
 
     @property
     def out_dim(self):
@@ -87,8 +85,7 @@ class MLP:
         if self.d_out is not None:
             h, c_out = linear_forward(h, params[f"{self.name}/fc_out/W"], params[f"{self.name}/fc_out/b"])
             if self.out_activation is not None:
-                y_out = ACTIVATIONS[self.out_activation][0](h)
-                h = self.out_gain * y_out
+                h = y_out = ACTIVATIONS[self.out_activation][0](h)
         return h, (c_in, c_blocks, c_out, y_out)
 
     def _dropout_masks(self, rng, x):
@@ -104,7 +101,7 @@ class MLP:
         dh = dy
         if c_out is not None:
             if self.out_activation is not None:
-                dh = ACTIVATIONS[self.out_activation][1](self.out_gain * dh, y_out)
+                dh = ACTIVATIONS[self.out_activation][1](dh, y_out)
             dh, g = linear_backward(dh, c_out, grads is not None)
             if grads is not None:
                 accumulate(grads, f"{self.name}/fc_out", g)
@@ -126,7 +123,7 @@ class MLP:
         if c_out is not None:
             t_lin = t_out = linear_tangent(t_h, c_out)
             if self.out_activation is not None:
-                t_out = self.out_gain * TANGENTS[self.out_activation][0](t_lin, y_out)
+                t_out = TANGENTS[self.out_activation][0](t_lin, y_out)
         return (t_h if c_out is None else t_out), (tc_in, tc_blocks, t_h, t_lin)
 
     def dual_backward(self, dy, dt_out, cache, t_cache, params, grads):
@@ -138,9 +135,8 @@ class MLP:
         dh = xp.zeros_like(dt_out) if dy is None else dy
         dt_h = dt_out
         if c_out is not None:
-            if self.out_activation is not None:  # y = gain act(h), t_out = gain act'(h) t_lin
-                dt_lin, dy_extra = TANGENTS[self.out_activation][1](self.out_gain * dt_out, t_lin, y_out)
-                dh = self.out_gain * dh
+            if self.out_activation is not None:
+                dt_lin, dy_extra = TANGENTS[self.out_activation][1](dt_out, t_lin, y_out)
                 dh = ACTIVATIONS[self.out_activation][1](dh if dy_extra is None else dh + dy_extra, y_out)
             else:
                 dt_lin = dt_out
