@@ -106,7 +106,8 @@ ADVERSARIAL = [
                  help="Narrow the networks so the representation has about as many parameters as a "
                       "full-pose generator of --width (the representations paper's comparison)."),
     click.option("--width", default=256, show_default=True, type=click.IntRange(8, 8192),
-                 help="Width of each network (papers: 1024)."),
+                 help="Width of each network (papers: 1024; the full-data hour's runs: 512, "
+                      "README 'Accuracy per CPU hour')."),
     click.option("--blocks", default=2, show_default=True, type=click.IntRange(1, 6),
                  help="Residual blocks per generator; the discriminator has one fewer (papers: 4)."),
     click.option("--betas", default=(0.9, 0.999), show_default=True, nargs=2,
