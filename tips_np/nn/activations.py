@@ -21,8 +21,8 @@ def relu_forward(x):
     return np.maximum(x, 0)
 
 
-# x < 0 ? 0 : x keeps NaN as np.maximum does (x > 0 ? x : 0 would turn it into 0)
-relu_forward_kernel = elementwise("T x", "T y", "y = x < (T)0 ? (T)0 : x", "relu_forward")
+# as np.maximum(x, 0): NaN stays NaN (x > 0 ? x : 0 alone would give 0) and -0 gives +0 (x < 0 ? 0 : x would keep -0)
+relu_forward_kernel = elementwise("T x", "T y", "y = (x > (T)0 || isnan(x)) ? x : (T)0", "relu_forward")
 
 
 def relu_backward(dy, y):

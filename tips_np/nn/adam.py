@@ -38,8 +38,9 @@ class Adam:
 def adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, eps):
     """One Adam update of p, m, v in place (scalars are Python floats)."""
     if on_gpu(p):
-        t = p.dtype.type
-        adam_update_kernel(g, t(b1), t(b2), t(step_size), t(bias2_sqrt), t(eps), p, m, v)
+        t = p.dtype.type  # the coefficients rounded to T as below; 1 / bias2_sqrt stays a float64
+        adam_update_kernel(g, t(b1), t(1 - b1), t(b2), t(1 - b2), np.float64(1 / bias2_sqrt), t(eps), t(step_size),
+                           p, m, v)
         return
     m *= b1
     m += (1 - b1) * g                     # m = b1 m + (1 - b1) g
@@ -54,10 +55,12 @@ def adam_update(p, g, m, v, b1, b2, step_size, bias2_sqrt, eps):
 
 
 # Contract: g, p, m, v of one shape (launched flat), float32 or float64 (T); the
-# five coefficients are scalars of type T; p, m, v are updated in place.
+# coefficients are scalars of type T but inv_bias2_sqrt, a float64 (bias2_sqrt is
+# np.sqrt's float64: NumPy multiplies by it in float64, then rounds to T); p, m, v are
+# updated in place. The operations and their order are the NumPy lines' above.
 adam_update_kernel = elementwise(
-    "T g, T b1, T b2, T step_size, T bias2_sqrt, T eps", "T p, T m, T v",
-    """m = b1 * m + ((T)1 - b1) * g;
-       v = b2 * v + ((T)1 - b2) * g * g;
-       p -= step_size * m / (sqrt(v) / bias2_sqrt + eps)""",
-    "adam_update", scalars=("b1", "b2", "step_size", "bias2_sqrt", "eps"))
+    "T g, T b1, T one_minus_b1, T b2, T one_minus_b2, float64 inv_bias2_sqrt, T eps, T step_size", "T p, T m, T v",
+    """m = m * b1 + one_minus_b1 * g;
+       v = v * b2 + one_minus_b2 * (g * g);
+       p -= m / ((T)(sqrt(v) * inv_bias2_sqrt) + eps) * step_size""",
+    "adam_update", scalars=("b1", "one_minus_b1", "b2", "one_minus_b2", "inv_bias2_sqrt", "eps", "step_size"))
