@@ -38,7 +38,7 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def cores_back_to_products():
-    """A test that trains may leave the cores used for 'groups' (cores.py): undo it."""
+    """A test that trains may leave the cores used for 'groups' (machine.py): undo it."""
     yield
-    from tips_np import cores
-    cores.use("products")
+    from tips_np import machine
+    machine.use("products")

@@ -1,17 +1,20 @@
-"""The generator groups side by side on the CPU cores (tips_np/cores.py)."""
+"""The generator groups side by side on the CPU cores (tips_np/machine.py)."""
 import os
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from tips_np import cores
+from tips_np import machine
 from tips_np.bench import one_step_setup
 from tips_np.model import Generator
 
 
+pytestmark = pytest.mark.machine   # OpenBLAS's threads: skipped where NumPy has no OpenBLAS
+
+
 def needs_openblas():
-    if not cores._openblas():
+    if not machine._openblas():
         pytest.skip("NumPy's BLAS here is not an OpenBLAS whose threads can be set")
 
 
@@ -27,10 +30,10 @@ def test_the_groups_side_by_side_give_the_numbers_of_the_groups_in_turn(parts, m
     """Every parameter after two steps, bit for bit: run on the pool's threads, and run
     one after another (the same OpenBLAS thread count, the same calls)."""
     needs_openblas()
-    assert cores.use("groups") == "groups"
+    assert machine.use("groups") == "groups"
     side_by_side = steps_of(parts)
     calls = []
-    monkeypatch.setattr(cores, "_pool", SimpleNamespace(map=lambda f, items: calls.append(1) or map(f, items)))
+    monkeypatch.setattr(machine, "_pool", SimpleNamespace(map=lambda f, items: calls.append(1) or map(f, items)))
     in_turn = steps_of(parts)
     assert calls and side_by_side.keys() == in_turn.keys()
     for k in side_by_side:
@@ -41,18 +44,18 @@ def test_the_groups_side_by_side_give_the_numbers_of_the_groups_in_turn(parts, m
 
 def test_openblas_gets_its_threads_back_after_the_groups(monkeypatch):
     needs_openblas()
-    before = cores._openblas()[1]()
-    cores.use("groups")
-    assert cores.side_by_side(lambda a: cores._openblas()[1](), [(1,), (2,)]) == [1, 1]
-    assert cores._openblas()[1]() == before
+    before = machine._openblas()[1]()
+    machine.use("groups")
+    assert machine.side_by_side(lambda a: machine._openblas()[1](), [(1,), (2,)]) == [1, 1]
+    assert machine._openblas()[1]() == before
 
 
 def test_networks_that_draw_random_numbers_run_in_turn(monkeypatch):
     """Dropout masks come from one generator in a fixed order: never from two threads."""
     needs_openblas()
-    cores.use("groups")
-    monkeypatch.setattr(cores, "_pool", SimpleNamespace(map=lambda f, items: pytest.fail("ran on the pool")))
-    assert cores.side_by_side(lambda a: a, [(1,), (2,)], draws_random=True) == [1, 2]
+    machine.use("groups")
+    monkeypatch.setattr(machine, "_pool", SimpleNamespace(map=lambda f, items: pytest.fail("ran on the pool")))
+    assert machine.side_by_side(lambda a: a, [(1,), (2,)], draws_random=True) == [1, 2]
 
 
 def test_groups_are_chosen_only_where_they_pay_and_are_safe(monkeypatch):
@@ -60,15 +63,15 @@ def test_groups_are_chosen_only_where_they_pay_and_are_safe(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "16")
     tips = Generator(["torso", "legs"], width=256, blocks=2)
-    assert cores.best(tips, 256) == "groups"
-    assert cores.best(Generator(["torso", "legs"], width=1024, blocks=4), 1024) == "groups"
-    assert cores.best(Generator(["torso", "legs"], width=1024, blocks=4), 8192) == "products"  # memory
-    assert cores.best(Generator(["full"]), 256) == "products"                                  # one network
-    assert cores.best(Generator(["torso", "legs"], dropout=0.2), 256) == "products"            # dropout
+    assert machine.best(tips, 256) == "groups"
+    assert machine.best(Generator(["torso", "legs"], width=1024, blocks=4), 1024) == "groups"
+    assert machine.best(Generator(["torso", "legs"], width=1024, blocks=4), 8192) == "products"  # memory
+    assert machine.best(Generator(["full"]), 256) == "products"                                  # one network
+    assert machine.best(Generator(["torso", "legs"], dropout=0.2), 256) == "products"            # dropout
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "28")  # idle OpenBLAS threads would spin
-    assert cores.best(tips, 256) == "products"
+    assert machine.best(tips, 256) == "products"
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "16")
     monkeypatch.setattr(os, "cpu_count", lambda: 16)    # more cores than groups: the products use them
-    assert cores.best(tips, 256) == "products"
+    assert machine.best(tips, 256) == "products"
     with pytest.raises(ValueError, match="'products' or 'groups'"):
-        cores.use("both")
+        machine.use("both")

@@ -6,29 +6,15 @@ import pytest
 
 from tips_np import cycle
 from tips_np.geometry import facing, rotate, rotation_matrices, unproject_view
-from tips_np.model import Generator, make_discriminator
+from tips_np.gradcheck_table import LABEL_FLIPS as FLIP
+from tips_np.gradcheck_table import tiny_cycle as tiny_setup   # (shared with python cli.py gradcheck)
+from tips_np.model import Generator
 from tips_np.nn.gradcheck import numerical_gradient, relative_error
 
 TOL = 1e-6
 
 
-def tiny_setup(rng, parts, combine=False, n=6):
-    gen = Generator(parts, combine, width=6, blocks=2)
-    disc = make_discriminator(5, 2)
-    params, _ = gen.init(rng, np.float64)
-    params.update(disc.init(rng, np.float64)[0])
-    for k in params:  # non-trivial values everywhere
-        params[k] += 0.2 * rng.standard_normal(params[k].shape)
-    pose = rng.uniform(-1, 1, (n, 17, 2))
-    pose[:, 0] = 0
-    pose /= np.abs(pose).max(axis=(1, 2), keepdims=True)
-    R = rotation_matrices(rng.uniform(-np.pi, np.pi, n), rng.uniform(-0.17, 0.17, n), np.float64)
-    return gen, disc, params, pose, R
-
-
-FLIP = np.array([True, False, False, True, False, False])
-
-
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("parts,combine,gan,perspective", [
     (["torso", "legs"], False, "bce", None),
     (["full"], False, "lsgan", None),
@@ -63,6 +49,7 @@ def test_independent_parts_share_nothing(rng):
     assert not np.allclose(z[:, 7:], z2[:, 7:])
 
 
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("gan,weigh_facing", [("bce", 0.0), ("lsgan", 0.0), ("bce", 0.5), ("lsgan", 1.0)])
 def test_discriminator_gradient(rng, gan, weigh_facing):
     """(With facing weights, which depend on the generators only: constants to D.)"""
@@ -81,18 +68,21 @@ def test_discriminator_gradient(rng, gan, weigh_facing):
         assert err < TOL, f"d L_D / d {k}: relative error {err:.2e}"
 
 
+@pytest.mark.gradcheck
 def test_a_wrong_sign_in_the_cycle_is_caught(rng, monkeypatch):
-    """Plant a bug (the inverse rotation's backward uses R instead of R^T): the
-    objective's gradient check must fail."""
-    from tips_np import geometry
-    monkeypatch.setattr(cycle, "rotate_backward", lambda d, R: d @ R.transpose(0, 2, 1))
+    """The same check passes on the right backward and fails once a bug is planted
+    (the rotations' backward uses R^T where it needs R)."""
     gen, disc, params, pose, R = tiny_setup(rng, ["full"])
-    grads = {}
-    cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads)
     k = "G/full/fc_out/W"
-    objective = lambda: cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {})["full"]["total"]
-    assert relative_error(grads[k], numerical_gradient(objective, params[k])) > 1e-3
-    assert geometry.rotate_backward is not cycle.rotate_backward
+
+    def error():
+        grads = {}
+        cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads)
+        objective = lambda: cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {})["full"]["total"]  # noqa: E731
+        return relative_error(grads[k], numerical_gradient(objective, params[k]))
+    assert error() < TOL
+    monkeypatch.setattr(cycle, "rotate_backward", lambda d, R: d @ R.transpose(0, 2, 1))
+    assert error() > 1e-3
 
 
 def test_adversarial_weights_follow_tips():
@@ -102,6 +92,7 @@ def test_adversarial_weights_follow_tips():
     assert np.isclose(cycle.adversarial_weight("larm", 3), 0.024)
 
 
+@pytest.mark.gradcheck
 def test_the_objective_with_dropout_masks_drawn_by_the_caller(rng):
     """With dropout, every generator call draws its masks from the generator passed
     in; reseeded, the same masks come back, and the gradient checks."""
@@ -120,6 +111,7 @@ def test_the_objective_with_dropout_masks_drawn_by_the_caller(rng):
         assert err < TOL, f"d L_{group} / d {k}: relative error {err:.2e}"
 
 
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("parts,w_90", [(["torso", "legs"], 3.0), (["full"], 0.0)])
 def test_the_all_angle_constraint_through_the_whole_step(rng, parts, w_90):
     """L_inf (TIPS appendix A.3) beside L90 or instead of it: each group's gradient
@@ -149,6 +141,7 @@ def test_the_all_angle_constraint_through_the_whole_step(rng, parts, w_90):
     assert float(losses[name]["linf"]) == pytest.approx(((x + jvp) ** 2).mean(), rel=1e-6)
 
 
+@pytest.mark.gradcheck
 def test_discriminator_gradient_with_smoothed_labels_and_scaled_adversarial_weights(rng):
     """Label smoothing (real target 0.8) and a scaled adversarial weight keep every
     gradient exact; the papers' values (1, 1) are the defaults."""
@@ -205,7 +198,7 @@ def test_the_stacked_step_equals_the_unstacked_step(rng, parts, combine):
 
 
 def test_a_generator_only_step_leaves_the_discriminator(rng):
-    """update_disc=False (a step between the discriminator's updates, --d-every):
+    """update_disc=False (a step between the discriminator's updates, config d_every):
     no discriminator gradient, the same generator gradients and reported losses."""
     gen, disc, params, pose, R = tiny_setup(rng, ["torso", "legs"])
     both, g_only = {}, {}

@@ -50,6 +50,7 @@ def test_rotation_matrices_keep_the_pose_dtype():
     assert R.dtype == np.float32
 
 
+@pytest.mark.gradcheck
 def test_rotate_gradient(rng):
     R = geometry.rotation_matrices(rng.uniform(-3, 3, 4), rng.uniform(-0.2, 0.2, 4), np.float64)
     pose, d = rng.standard_normal((4, 17, 3)), rng.standard_normal((4, 17, 3))
@@ -57,6 +58,7 @@ def test_rotate_gradient(rng):
     assert relative_error(geometry.rotate_backward(d, R), num) < TOL
 
 
+@pytest.mark.gradcheck
 def test_max_normalise_values_and_gradient(rng):
     pose = rng.standard_normal((5, 17, 2))
     y, s, cache = geometry.max_normalise(pose)
@@ -68,6 +70,7 @@ def test_max_normalise_values_and_gradient(rng):
     assert relative_error(geometry.max_normalise_backward(dy, ds, cache), num) < TOL
 
 
+@pytest.mark.gradcheck
 def test_reprojection_loss(rng):
     a, b = rng.standard_normal((3, 17, 2)), rng.standard_normal((3, 17, 2))
     joints = [1, 4, 7]
@@ -77,6 +80,7 @@ def test_reprojection_loss(rng):
     assert relative_error(g, numerical_gradient(lambda: losses.reprojection_loss(a, b, joints)[0], b)) < TOL
 
 
+@pytest.mark.gradcheck
 def test_ninety_degree_loss(rng):
     turned, target = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
     loss, d_turned, d_target = losses.ninety_degree_loss(turned, target)
@@ -90,6 +94,7 @@ def test_ninety_degree_loss(rng):
         assert losses.ninety_degree_loss(g_out, t)[0] == 0
 
 
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("kind", ["bce", "lsgan"])
 def test_adversarial_losses(rng, kind):
     fake, real = rng.standard_normal((6, 1)) * 3, rng.standard_normal((6, 1)) * 3
@@ -123,6 +128,7 @@ def test_unknown_gan_loss_is_refused():
         losses.generator_adversarial_loss(np.zeros((2, 1)), "wgan")
 
 
+@pytest.mark.gradcheck
 def test_distillation_loss(rng):
     s, t = rng.standard_normal((4, 16)), rng.standard_normal((4, 16))
     loss, g = losses.distillation_loss(s, t)
@@ -130,6 +136,7 @@ def test_distillation_loss(rng):
     assert relative_error(g, numerical_gradient(lambda: losses.distillation_loss(s, t)[0], s)) < TOL
 
 
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("depth", [None, 5.5])
 def test_view_projection_round_trip_and_gradients(rng, depth):
     pose = rng.uniform(-1, 1, (4, 17, 3))

@@ -1,5 +1,6 @@
-"""Detector keypoints in (COCO-17, MMPose, COCO results, OpenPose, AlphaPose), the
-17 Human3.6M joints out; missing keypoints; several people; outputs and pictures."""
+"""Detector keypoints in, the 17 Human3.6M joints out: the mappings and their fallbacks,
+missing keypoints, several people, outputs and pictures. The files of each layout are
+in tests/test_formats.py."""
 import csv
 import json
 import os
@@ -41,6 +42,42 @@ def test_coco17_to_human36m_follows_mmpose_and_motionbert(coco):
     assert keypoints.coco17_to_h36m(xy, score)[1][0, J["head"]] == 0.1   # made joints: the lowest score
 
 
+def test_a_side_view_still_has_a_head_and_a_missing_eye_is_named(coco):
+    """A side view sees one eye and one ear: the head is their mean; with neither, the
+    message names the unseen eyes and ears, not only 'head'."""
+    xy, score = coco
+    score[0, [K["right_eye"], K["right_ear"]]] = 0          # seen from the person's left
+    h, _ = keypoints.coco17_to_h36m(xy, score, 0.3)
+    np.testing.assert_allclose(h[0, J["head"]], (xy[0, K["left_eye"]] + xy[0, K["left_ear"]]) / 2)
+    np.testing.assert_allclose(h[1, J["head"]], (xy[1, K["left_eye"]] + xy[1, K["right_eye"]]) / 2)
+    score[0, [K["left_eye"], K["left_ear"], K["nose"]]] = 0
+    h, _ = keypoints.coco17_to_h36m(xy, score, 0.3)
+    assert np.isnan(h[0, J["head"]]).all() and np.isnan(h[0, J["neck"]]).all()
+    why = keypoints.unseen_sources(score[0], keypoints.COCO17, keypoints.H36M_FROM_COCO17, J["head"], 0.3)
+    assert set(why) == {"left_eye", "right_eye", "left_ear", "right_ear"}
+
+
+def test_halpe26_uses_its_own_head_neck_and_hip_first(rng):
+    xy, score = rng.uniform(100, 900, (2, 26, 2)), np.ones((2, 26))
+    h, _ = keypoints.convert(xy, score, keypoints.HALPE26, keypoints.H36M_FROM_HALPE26)
+    for joint, own in (("hip", "hip"), ("thorax", "neck"), ("head", "head")):
+        np.testing.assert_allclose(h[:, J[joint]], xy[:, keypoints.HALPE26.index(own)])
+    score[1, keypoints.HALPE26.index("head")] = 0                 # unseen: the COCO-17 rule
+    h, _ = keypoints.convert(xy, score, keypoints.HALPE26, keypoints.H36M_FROM_HALPE26)
+    np.testing.assert_allclose(h[1, J["head"]], (xy[1, K["left_eye"]] + xy[1, K["right_eye"]]) / 2)
+
+
+def test_mpii_to_h36m_follows_its_table(rng):
+    """mpii_to_h36m is H36M_FROM_MPII, whatever its entries: each joint the weighted sum."""
+    xy, score = rng.uniform(100, 900, (4, 16, 2)), rng.uniform(0.5, 1, (4, 16))
+    h, s = keypoints.mpii_to_h36m(xy, score)
+    assert h.shape == (4, 17, 2) and s.shape == (4, 17)
+    for j, weights in enumerate(keypoints.H36M_FROM_MPII):
+        want = sum(w * xy[:, keypoints.MPII16.index(k)] for k, w in weights.items())
+        np.testing.assert_allclose(h[:, j], want)
+        np.testing.assert_allclose(s[:, j], np.min([score[:, keypoints.MPII16.index(k)] for k in weights], axis=0))
+
+
 def _write(tmp_path, name, content):
     path = tmp_path / name
     if name.endswith(".npy"):
@@ -48,46 +85,6 @@ def _write(tmp_path, name, content):
     else:
         path.write_text(json.dumps(content))
     return str(path)
-
-
-def openpose_person(xy, score, n):
-    """One person's COCO-17 keypoints in OpenPose's BODY_25 (n = 25) or COCO-18 layout
-    (the slots COCO-17 lacks, such as the neck, stay at (0, 0) with score 0)."""
-    full = np.zeros((n, 3))
-    full[keypoints.OPENPOSE_TO_COCO17[n]] = np.concatenate([xy, score[:, None]], axis=1)
-    return {"pose_keypoints_2d": full.ravel().tolist()}
-
-
-def layouts(tmp_path, xy, score):
-    """The same three people (one per frame) in every layout lift reads."""
-    triples = [np.concatenate([p, s[:, None]], axis=1).ravel().tolist() for p, s in zip(xy, score)]
-    return {
-        "mmpose": _write(tmp_path, "mm.json", [{"frame_id": f, "instances": [
-            {"keypoints": xy[f].tolist(), "keypoint_scores": score[f].tolist()}]} for f in range(3)]),
-        "coco-results": _write(tmp_path, "coco.json", [{"image_id": 7 + f, "category_id": 1, "keypoints": t,
-                                                        "score": 1.0} for f, t in enumerate(triples)]),
-        "alphapose": _write(tmp_path, "alpha.json", [{"image_id": f"{f}.jpg", "keypoints": t, "idx": 0}
-                                                    for f, t in enumerate(triples)]),
-        "coco17": _write(tmp_path, "c.npy", np.concatenate([xy, score[..., None]], axis=-1)),
-        "openpose25": _write(tmp_path, "op25.json", {"people": [openpose_person(xy[0], score[0], 25)]}),
-        "openpose18": _write(tmp_path, "op18.json", {"people": [openpose_person(xy[0], score[0], 18)]}),
-    }
-
-
-def test_every_layout_is_recognised_and_gives_the_same_joints(tmp_path, coco):
-    xy, score = coco
-    expected = keypoints.coco17_to_h36m(xy, score)[0]
-    files = layouts(tmp_path, xy, score)
-    for layout, path in files.items():
-        poses = read_poses(path)
-        n = 1 if layout.startswith("openpose") else 3
-        np.testing.assert_allclose(poses.pixels, expected[:n], err_msg=layout)
-        assert list(poses.frame) == list(range(n)) and not poses.filled.any(), layout
-        fmt = "openpose" if layout.startswith("openpose") else layout
-        np.testing.assert_allclose(read_poses(path, fmt).pixels, expected[:n], err_msg=layout)
-    plain = _write(tmp_path, "plain.npy", xy)   # (N, 17, 2) is Human3.6M order unless told
-    np.testing.assert_allclose(read_poses(plain, "coco17").pixels, expected)
-    np.testing.assert_allclose(read_poses(plain).pixels, xy)
 
 
 def test_a_missing_keypoint_is_filled_over_time_and_marked():
@@ -101,70 +98,84 @@ def test_a_missing_keypoint_is_filled_over_time_and_marked():
     assert not kept.filled.any() and not np.allclose(kept.pixels[5, wrist], poses.pixels[5, wrist])
 
 
-def test_a_single_pose_missing_a_joint_is_refused(tmp_path, coco):
+def test_a_single_image_missing_a_joint_has_nobody_to_lift(tmp_path, coco):
     xy, score = coco
     score[1, K["right_knee"]] = 0.05
     xy[2, K["left_ankle"]] = 0                          # OpenPose's missing point: (0, 0)
     for frame, joint in ((1, "right_knee"), (2, "left_ankle")):
         path = _write(tmp_path, f"one{frame}.json", [{"image_id": 1, "keypoints": np.concatenate(
             [xy[frame], score[frame][:, None]], axis=1).ravel().tolist()}])
-        with pytest.raises(LiftError, match=f"pose 0 .*: joint '{joint}' is missing"):
+        with pytest.raises(LiftError, match=f"nobody to lift: .*frame 1, person 0: joint '{joint}' missing: {joint}"):
             read_poses(path)
 
 
-def test_several_people_per_frame_keep_their_ids(tmp_path, coco):
-    xy, score = coco
-    frames = [{"people": [openpose_person(xy[p], score[p], 18) for p in (0, 1)]} for _ in range(2)]
-    poses = read_poses(_write(tmp_path, "two.json", frames), "openpose")
-    assert list(poses.frame) == [0, 0, 1, 1] and list(poses.person) == [0, 1, 0, 1]
-    np.testing.assert_allclose(poses.pixels[1], keypoints.coco17_to_h36m(xy[1:2], score[1:2])[0][0])
-
-
 @pytest.mark.parametrize("content,message", [
-    ({"people": [{"pose_keypoints_2d": [1.0] * 30}]}, "frame 0, person 0 ('pose_keypoints_2d'): expected BODY_25"),
-    ([{"image_id": 3, "keypoints": [1, 2]}], "entry 0 ('keypoints'): expected 51 numbers"),
+    ({"people": [{"pose_keypoints_2d": [1.0] * 30}]}, "frame 0, person 0 ('pose_keypoints_2d'): 10 keypoints"),
+    ([{"image_id": 3, "keypoints": [1, 2]}], "entry 0 ('keypoints'): expected x, y, score per keypoint"),
     ([{"frame_id": 0, "instances": [{"keypoints": [[1, 2]] * 16, "keypoint_scores": [1] * 16}]}],
-     "frame 0, instance 0: expected 17 COCO keypoints"),
+     "16 keypoints; expected 17 (coco17)"),
     ({"people": []}, "no people"),
 ])
-def test_bad_detector_files_are_refused_in_one_line(tmp_path, teacher_free_model, content, message):
+def test_bad_detector_files_are_refused_in_one_line(tmp_path, content, message):
     path = _write(tmp_path, "bad.json", content)
     out = tmp_path / "out.json"
-    r = CliRunner().invoke(main, ["lift", teacher_free_model, "--input", path, "--output", str(out)])
+    r = CliRunner().invoke(main, ["lift", "--input", path, "--output", str(out)])
     assert r.exit_code == 1 and message in r.output and path in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and not out.exists()
 
 
-@pytest.fixture(scope="module")
-def teacher_free_model(tmp_path_factory, tiny_data):
-    run = str(tmp_path_factory.mktemp("runs") / "full")
-    r = CliRunner().invoke(main, ["train", "--parts", "full", "--width", "16", "--blocks", "1", "--epochs", "1",
-                                  "--data", tiny_data, "--out", run])
-    assert r.exit_code == 0, r.output
-    return run
-
-
-def test_lift_writes_csv_and_json_with_ids_units_and_axes(tmp_path, teacher_free_model):
-    out_json, out_csv = tmp_path / "w.json", tmp_path / "w.csv"
-    for out in (out_json, out_csv):
-        r = CliRunner().invoke(main, ["lift", teacher_free_model, "--input", EXAMPLE, "--output", str(out)])
+def test_lift_writes_csv_and_json_with_ids_flags_units_and_axes(tmp_path):
+    out_json, out_csv, out_npy = tmp_path / "w.json", tmp_path / "w.csv", tmp_path / "w.npy"
+    for out in (out_json, out_csv, out_npy):
+        r = CliRunner().invoke(main, ["lift", "--input", EXAMPLE, "--output", str(out)])
         assert r.exit_code == 0 and "1 with joints filled over time" in r.output, r.output
-    d = json.loads(out_json.read_text())
+    text = out_json.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    d = json.loads(text)
     assert "z away from the camera" in d["axes"] and "pose_3d_pixels" in d["units"]
     assert len(d["pose_3d_pixels"]) == 12 and d["filled"][5] == ["left_wrist"] and d["person"] == [0] * 12
+    assert d["flags"][5][0] == "filled: left_wrist" and len(d["flags"]) == 12
+    frames = [f["frame_id"] for f in json.load(open(EXAMPLE))]
+    assert d["frame"] == frames                         # the file's own frame ids
     with open(out_csv) as f:
         rows = list(csv.reader(f))
-    assert rows[0][:3] == ["frame", "person", "hip_x"] and len(rows) == 13 and rows[6][-1] == "left_wrist"
-    np.testing.assert_allclose(np.array(rows[1][2:-1], float).reshape(17, 3), d["pose_3d_pixels"][0], atol=1e-3)
+    assert rows[0][:3] == ["frame", "person", "hip_x"] and rows[0][-2:] == ["filled", "flags"] and len(rows) == 13
+    assert rows[6][-2] == "left_wrist" and "filled: left_wrist" in rows[6][-1] and rows[6][0] == str(frames[5])
+    np.testing.assert_allclose(np.array(rows[1][2:-2], float).reshape(17, 3), d["pose_3d_pixels"][0], atol=1e-3)
+    ids = json.loads((tmp_path / "w.ids.json").read_text())
+    assert ids["frame"] == frames and ids["flags"] == d["flags"] and np.load(out_npy).shape == (12, 2, 17, 3)
 
 
-def test_lift_draws_a_picture_or_says_how_to_get_matplotlib(tmp_path, teacher_free_model, monkeypatch):
-    args = ["lift", teacher_free_model, "--input", EXAMPLE, "--output", str(tmp_path / "o.json")]
+def test_lift_refuses_to_write_over_its_input(tmp_path):
+    src = tmp_path / "in.json"
+    src.write_text(open(EXAMPLE).read())
+    before = src.read_text()
+    r = CliRunner().invoke(main, ["lift", "--input", str(src), "--output", str(src)])
+    assert r.exit_code == 1 and "is the input file" in r.output and src.read_text() == before, r.output
+
+
+def test_lift_draws_the_chosen_pose_or_says_how_to_get_matplotlib(tmp_path, monkeypatch):
+    args = ["lift", "--input", EXAMPLE, "--output", str(tmp_path / "o.json")]
     if draw.plotting() is not None:
-        for name in ("pose.png", "walk.gif"):
-            r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / name)])
-            assert r.exit_code == 0 and f"drawn: {tmp_path / name}" in r.output, r.output
-            assert (tmp_path / name).stat().st_size > 1000
+        drawn = []
+        real = draw.plot_pose
+        monkeypatch.setattr(draw, "plot_pose",
+                            lambda path, px, p3, title: drawn.append(title) or real(path, px, p3, title))
+        r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / "pose.png")])
+        assert r.exit_code == 0 and f"drawn: {tmp_path / 'pose.png'}" in r.output, r.output
+        frames = [f["frame_id"] for f in json.load(open(EXAMPLE))]
+        assert drawn[-1].endswith(f"frame {frames[0]}, person 0")
+        r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / "p5.png"), "--plot-frame", str(frames[5])])
+        assert r.exit_code == 0 and drawn[-1].endswith(f"frame {frames[5]}, person 0"), r.output
+        r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / "x.png"), "--plot-person", "7"])
+        assert r.exit_code == 1 and "no lifted pose of person 7" in r.output
+        r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / "walk.gif"), "--every", "4"])
+        assert r.exit_code == 0 and "drawing" in r.output and (tmp_path / "walk.gif").stat().st_size > 1000
+        from PIL import Image
+        assert Image.open(tmp_path / "walk.gif").n_frames == 3   # 12 poses, every 4th
+        fig, axes, _ = draw._panels(draw.plotting(), np.zeros((17, 2)), np.zeros((17, 3)), "t")
+        assert axes[0].get_legend() is None and fig.legends   # the legend sits below, off the skeletons
+        draw.plotting().close(fig)
     monkeypatch.setattr(draw, "plotting", lambda: None)
     r = CliRunner().invoke(main, args + ["--plot", str(tmp_path / "none.png")])
     assert r.exit_code == 0 and "pip install -e '.[plot]'" in r.output and not (tmp_path / "none.png").exists()

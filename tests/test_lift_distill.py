@@ -34,6 +34,7 @@ def test_distill_then_evaluate_side_by_side(tmp_path, teacher):
     loud = str(tmp_path / "teacher")
     shutil.copytree(teacher, loud)
     with h5py.File(os.path.join(loud, "checkpoint.h5"), "a") as f:
+        del f.attrs["checksum"]  # edited on purpose
         for part in ("torso", "legs"):
             for k in ("W", "b"):
                 f[f"params/G/{part}/fc_out/{k}"][...] *= 20
@@ -63,7 +64,7 @@ def test_a_checkpoint_from_before_the_sign_decision_is_oriented_on_loading(tmp_p
     old = str(tmp_path / "old.h5")
     shutil.copy(os.path.join(teacher, "checkpoint.h5"), old)
     with h5py.File(old, "a") as f:
-        del f.attrs["oriented"]
+        del f.attrs["oriented"], f.attrs["checksum"]  # as written before either existed
         f["params/G/legs/fc_out/W"][...] *= -1   # saved facing backwards
         f["params/G/legs/fc_out/b"][...] *= -1
     r = CliRunner().invoke(main, ["evaluate", old])
@@ -237,7 +238,7 @@ def test_an_exported_model_lifts_like_its_run_and_is_the_default_of_lift(tmp_pat
 
 
 def test_the_shipped_lifter_faces_the_right_way_and_beats_flat_poses():
-    """The pretrained student in data/ (README, 'A pretrained lifter'): small, and on
+    """The pretrained student in data/ (docs/results.md): small, and on
     the shipped sample's test split better than z_hat = 0 and than its mirror."""
     assert os.path.getsize(checkpoint.PRETRAINED) <= 5e6
     ckpt = checkpoint.load(checkpoint.PRETRAINED)

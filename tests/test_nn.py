@@ -4,7 +4,7 @@ import pytest
 
 from tips_np.nn import activations, batchnorm, dropout, linear
 from tips_np.nn.adam import Adam
-from tips_np.nn.gradcheck import numerical_gradient, relative_error
+from tips_np.nn.gradcheck import gradient_errors, numerical_gradient, relative_error
 from tips_np.nn.mlp import MLP
 from tips_np.nn.residual import residual_backward, residual_forward
 
@@ -13,11 +13,11 @@ TOL = 1e-6
 
 def check(f_scalar, arrays, analytic):
     """Compare analytic gradients with central differences for each named array."""
-    for name, x in arrays.items():
-        err = relative_error(analytic[name], numerical_gradient(f_scalar, x))
+    for name, err in gradient_errors(f_scalar, arrays, analytic).items():
         assert err < TOL, f"gradient of {name}: relative error {err:.2e}"
 
 
+@pytest.mark.gradcheck
 def test_linear(rng):
     x, W, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
     dy = rng.standard_normal((5, 3))
@@ -30,6 +30,7 @@ def test_linear(rng):
     check(f, {"x": x, "W": W}, {"x": dx, "W": g["W"]})
 
 
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "tanh", "sigmoid"])
 def test_activation(rng, name):
     fwd, bwd = activations.ACTIVATIONS[name]
@@ -46,6 +47,7 @@ def test_sigmoid_is_stable_for_large_inputs():
     assert np.all(np.isfinite(y)) and y[0] == 0.0 and y[2] == 0.5 and y[-1] == 1.0
 
 
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("train", [True, False])
 def test_batchnorm(rng, train):
     x = rng.standard_normal((8, 4)) * 3 + 1
@@ -58,6 +60,7 @@ def test_batchnorm(rng, train):
           {"x": dx, "gamma": g["gamma"], "beta": g["beta"]})
 
 
+@pytest.mark.gradcheck
 def test_batchnorm_of_stacked_calls(rng):
     """slices=3: three batches stacked, each normalised with its own statistics;
     gamma and beta get the sum of the three calls' gradients."""
@@ -75,6 +78,7 @@ def test_batchnorm_of_stacked_calls(rng):
         np.testing.assert_allclose(dx[rows], batchnorm.batchnorm_backward(dy[rows], c_i)[0], rtol=1e-12)
 
 
+@pytest.mark.gradcheck
 def test_stacked_call_equals_separate_calls(rng):
     """The cycle runs G(Y~) and the three 90-degree calls as one call on four
     stacked inputs (slices=4): outputs, input gradients and parameter gradients
@@ -117,6 +121,7 @@ def test_batchnorm_running_statistics_and_eval_mode(rng):
         np.testing.assert_array_equal(state[k], before[k])
 
 
+@pytest.mark.gradcheck
 def test_dropout(rng):
     mask = dropout.dropout_mask(rng, (200, 50), 0.3, np.float64)
     assert set(np.unique(mask)) == {0.0, 1 / 0.7}
@@ -134,6 +139,7 @@ def _small_params(net, rng):
     return params, state
 
 
+@pytest.mark.gradcheck
 def test_residual_block(rng):
     net = MLP("G", 4, 5, 1, activation="leaky_relu")
     params, _ = _small_params(net, rng)
@@ -144,6 +150,7 @@ def test_residual_block(rng):
     check(f, {"x": x, **{k: params[k] for k in grads}}, {"x": dx, **grads})
 
 
+@pytest.mark.gradcheck
 @pytest.mark.parametrize("kwargs", [
     dict(activation="relu", out_activation="tanh"),
     dict(activation="leaky_relu", out_activation=None),
@@ -164,6 +171,7 @@ def test_mlp_in_training_mode(rng, kwargs):
     check(lambda: np.sum(dy * fwd()[0]), {"x": x, **params}, {"x": dx, **grads})
 
 
+@pytest.mark.gradcheck
 def test_mlp_in_eval_mode(rng):
     net = MLP("D", 4, 6, 1, 1)
     params, state = _small_params(net, rng)
@@ -176,6 +184,7 @@ def test_mlp_in_eval_mode(rng):
     check(lambda: np.sum(dy * fwd()[0]), {"x": x, **params}, {"x": dx, **grads})
 
 
+@pytest.mark.gradcheck
 def test_network_called_twice_before_backward(rng):
     """Two calls, then both backwards: gradients of the calls add up, and the
     first call's cache is untouched by the second call."""
@@ -204,6 +213,7 @@ def test_backward_without_parameter_gradients(rng):
     np.testing.assert_allclose(net.backward(dy, cache, params, None), net.backward(dy, cache, params, grads))
 
 
+@pytest.mark.gradcheck
 def test_gradient_check_catches_a_planted_bug(rng, monkeypatch):
     """A batch-norm backward that forgets the variance term must fail the check."""
     def wrong_backward(dy, cache, need_param_grads=True):
@@ -223,6 +233,7 @@ def test_gradient_check_catches_a_planted_bug(rng, monkeypatch):
         check(lambda: np.sum(dy * fwd()[0]), {"x": x}, {"x": dx})
 
 
+@pytest.mark.gradcheck
 def test_gradient_check_catches_a_wrong_sign(rng):
     x, dy = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
     good = activations.tanh_backward(dy, np.tanh(x))

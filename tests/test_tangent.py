@@ -6,16 +6,12 @@ import numpy as np
 import pytest
 
 from tips_np.nn import activations, batchnorm, dense, linear
-from tips_np.nn.gradcheck import numerical_gradient, relative_error
+from tips_np.nn.gradcheck import along, numerical_gradient, relative_error
 from tips_np.nn.mlp import MLP
 
+pytestmark = pytest.mark.gradcheck   # every test here checks a derivative
+
 TOL = 1e-6
-H = 1e-6
-
-
-def along(forward, x, t):
-    """(forward(x + h t) - forward(x - h t)) / 2h: the tangent by central differences."""
-    return (forward(x + H * t) - forward(x - H * t)) / (2 * H)
 
 
 def check_dual(scalar, arrays, analytic):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import checkpoint, cores, cycle, dataset
+from tips_np import checkpoint, cycle, dataset, machine
 from tips_np.cli import main
 from tips_np.dataset import normalise_2d
 from tips_np.evaluate import auc, n_mpjpe, p_mpjpe, pck3d, procrustes_align
@@ -86,17 +86,18 @@ def test_smoke_training_run_losses_fall(tmp_path, tiny_data):
         assert float(rows[-1][key]) < 0.9 * float(rows[0][key]), key
     assert all(np.isfinite(float(r["p_mpjpe"])) for r in rows)
     assert set(result) == {"P-MPJPE", "P-MPJPE reflection allowed", "N-MPJPE", "PCK3D", "AUC",
-                           "P-MPJPE mirrored", "P-MPJPE z=0"}
+                           "P-MPJPE mirrored", "P-MPJPE z=0", "P-MPJPE floor"}
+    assert result["P-MPJPE floor"]["Average"] < result["P-MPJPE"]["Average"]   # true depths beat the lifter's
     assert len(result["P-MPJPE"]) == 16  # 15 actions and the average
     ckpt = checkpoint.load(run)
     assert ckpt["epoch"] == 6 and ckpt["config"]["parts"] == ["torso", "legs"]
     assert "G/torso/block0/fc1/W" in ckpt["params"] and "m/G/torso/block0/fc1/W" in ckpt["adam"]
 
 
-@pytest.mark.parametrize("use_cores", ["products", "groups"])
+@pytest.mark.parametrize("use_cores", ["products", pytest.param("groups", marks=pytest.mark.machine)])
 def test_seeded_runs_repeat_and_resume_continues_exactly(tmp_path, tiny_data, use_cores, monkeypatch):
-    monkeypatch.setattr(cores, "best", lambda gen, batch: use_cores)
-    if cores.use(use_cores) != use_cores:
+    monkeypatch.setattr(machine, "best", lambda gen, batch: use_cores)
+    if machine.use(use_cores) != use_cores:
         pytest.skip("NumPy's BLAS here is not an OpenBLAS whose threads can be set")
     straight, halves, again = (str(tmp_path / n) for n in ("straight", "halves", "again"))
     quiet = dict(echo=lambda s: None)
@@ -116,7 +117,7 @@ def test_seeded_runs_repeat_and_resume_continues_exactly(tmp_path, tiny_data, us
     def timeless(rows):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
     assert timeless(read_log(halves)) == timeless(read_log(straight))
-    assert cores.mode() == use_cores
+    assert machine.mode() == use_cores
 
 
 def test_resume_uses_the_runs_own_configuration(tmp_path, tiny_data):
@@ -195,18 +196,20 @@ def test_bench_runs_and_writes_json(tmp_path):
     assert "poses/s" in r.output
 
 
+@pytest.mark.machine
 @pytest.mark.parametrize("use_cores", ["products", "groups"])
 def test_a_warm_training_step_page_faults_no_memory_in(use_cores):
     """glibc's default hands a step's freed arrays back to the kernel, and the next step
-    faults them in again (about 2,900 pages per step at this size); use_device keeps them
+    faults them in again (about 2,900 pages per step at this size); keep_freed_memory keeps them
     (measured: 0 per step once warm; the first 15 steps fault up to 200 per step while
-    the heaps, one per thread with the groups on their own threads (cores.py), grow)."""
+    the heaps, one per thread with the groups on their own threads (machine.py), grow)."""
     resource = pytest.importorskip("resource")
-    from tips_np.backend import keep_freed_memory
+    from tips_np.machine import keep_freed_memory
     from tips_np.bench import one_step_setup
     if not keep_freed_memory():
         pytest.skip("not glibc: no mallopt")
-    cores.use(use_cores)
+    if machine.use(use_cores) != use_cores:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS whose threads can be set")
     step, _ = one_step_setup("cpu", ("torso", "legs"), 256, 2, 256)
     for _ in range(15):
         step()
@@ -301,10 +304,30 @@ def test_match_params_narrows_each_split_representation_to_the_full_pose_count(t
     assert r.exit_code == 0 and f"{n_split:,} parameters" in r.output and abs(n_split - n_full) / n_full < 0.06
 
 
-def test_the_step_comparison_across_devices_runs_on_numpy_alone():
-    from tips_np.bench import compare_step
-    r = compare_step("cpu", width=16, blocks=1, batch=64)
-    assert r["max_loss_rel_diff"] == 0 and r["max_param_rel_diff"] == 0  # same device, same numbers
+def test_the_step_comparison_across_devices_sees_a_difference(monkeypatch):
+    """compare_step (the first GPU run's check of CuPy against NumPy) reports nothing for
+    the same step twice, and a difference once the second step starts from one weight
+    nudged by 1e-3: the comparison can fail. With a GPU, CuPy's step is NumPy's to
+    float32 rounding."""
+    from tips_np import bench
+    from tips_np.backend import gpu_status
+    same = bench.compare_step("cpu", width=16, blocks=1, batch=64)
+    assert same["max_loss_rel_diff"] == 0 and same["max_param_rel_diff"] == 0
+    setups, real = [], bench.one_step_setup
+
+    def second_one_nudged(*args, **kwargs):
+        step, params = real(*args, **kwargs)
+        setups.append(params)
+        if len(setups) == 2:
+            params["G/legs/fc_out/W"][0, 0] += 1e-3
+        return step, params
+    monkeypatch.setattr(bench, "one_step_setup", second_one_nudged)
+    nudged = bench.compare_step("cpu", width=16, blocks=1, batch=64)
+    assert 0 < nudged["max_loss_rel_diff"] < 0.1 and 0 < nudged["max_param_rel_diff"] < 0.1, nudged
+    monkeypatch.undo()
+    if gpu_status()[0]:
+        on_gpu = bench.compare_step("cuda", width=16, blocks=1, batch=64)
+        assert on_gpu["max_loss_rel_diff"] < 1e-3 and on_gpu["max_param_rel_diff"] < 1e-3, on_gpu
 
 
 def test_the_first_gpu_run_without_a_gpu_is_a_clear_error(tmp_path):
@@ -418,8 +441,8 @@ def test_recipe_paper_on_the_command_line_is_the_papers_method_bit_for_bit(tmp_p
 
 
 def test_the_discriminator_is_updated_on_one_step_in_d_every(tmp_path, tiny_data, monkeypatch):
-    """--d-every 3: train_step is told to update the discriminator on steps 0, 3, 6, ...
-    only; --view-pitch reaches it in radians, --weigh-facing as given; these and
+    """d_every 3 (a configuration key, no longer an option): train_step is told to
+    update the discriminator on steps 0, 3, 6, ... only; --view-pitch reaches it in radians, --weigh-facing as given; these and
     --d-lr-scale are recorded in the run's configuration."""
     seen = []
 

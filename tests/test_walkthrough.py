@@ -17,9 +17,23 @@ def blocks():
         return [m.groupdict() for m in BLOCK.finditer(f.read())]
 
 
-def test_the_walkthrough_has_snippets_of_both_kinds():
-    kinds = [b["lang"] for b in blocks() if not b["source"]]
-    assert kinds.count("python") >= 8 and kinds.count("bash") >= 3
+def unchecked(text):
+    """The fenced blocks of `text` that BLOCK misses (```py, ```sh, an unlabelled fence...),
+    which would be neither run nor checked, and the numbered steps ('## 3. ...') that
+    have no snippet or excerpt at all."""
+    fences = [m.start() for m in re.finditer(r"^```", text, re.M)][::2]   # the opening fences
+    found = {m.start("lang") - 3 for m in BLOCK.finditer(text)}
+    missed = [text[i:].split("\n", 1)[0] for i in fences if i not in found]
+    steps = [s for s in re.split(r"^## ", text, flags=re.M) if re.match(r"\d+\. ", s)]
+    return missed + [f"## {s.splitlines()[0]}" for s in steps if not BLOCK.search(s)]
+
+
+def test_every_block_is_run_or_checked_and_every_step_has_one():
+    with open(DOC) as f:
+        assert unchecked(f.read()) == []
+    assert unchecked("## 1. A\n```python\nprint(1)\n```\n## 2. B\n```bash\nls\n```\n") == []
+    assert unchecked("## 1. A\n```py\nprint(1)\n```\n") == ["```py", "## 1. A"]
+    assert unchecked("## 1. A\n```python\nprint(1)\n```\n## 2. B\ntext only\n") == ["## 2. B"]
 
 
 def excerpt_mismatch(code, source):

@@ -8,8 +8,6 @@ Where a fused CuPy kernel replaces a NumPy expression, the kernel is declared wi
 
 This is the only module that imports CuPy.
 """
-import ctypes
-
 import numpy as np
 
 from .errors import TipsError
@@ -36,29 +34,9 @@ def gpu_status():
     return True, f"{n} CUDA device(s)"
 
 
-def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=1 << 30):
-    """Ask glibc's malloc to keep the memory a training step frees for the next step.
-
-    A step allocates and frees arrays of the same sizes hundreds of times. By default
-    glibc hands freed memory at the heap's top back to the kernel (and serves some
-    arrays with fresh mmap'd pages), so every step page-faults its arrays in again:
-    about 2,900 faults per step at width 256, batch 256 (6 ms of kernel time in a
-    55 ms step), 9,400 at width 1024, batch 1024 (0.3 s of kernel time). Here arrays below
-    mmap_threshold (glibc's own ceiling for it, 32 MiB) come from the heap, and the
-    heap gives memory back only once trim_threshold lies free at its top: no faults
-    once warm, the same peak. Returns False where libc has no mallopt (not glibc)."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's malloc.h
-    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
-
-
 def use_device(name):
     """Select 'cpu' (NumPy) or 'cuda' (CuPy) and return the array module."""
     global _cupy
-    keep_freed_memory()
     if name == "cpu":
         return np
     if name != "cuda":
@@ -105,7 +83,8 @@ def gpu_pool_bytes():
     return 0 if _cupy is None else int(_cupy.get_default_memory_pool().total_bytes())
 
 
-KERNELS = []  # every kernel the package declares (tests/test_kernel_compile.py compiles each)
+KERNELS = []  # every kernel the package declares (tests/test_kernel_compile.py compiles each with NVRTC;
+              # tests/test_kernel_cpu.py runs each one's CUDA source on the CPU against NumPy)
 
 
 class _LazyKernel:

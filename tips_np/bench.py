@@ -1,7 +1,8 @@
 """Timing whole adversarial training steps.
 
 Steps are timed whole. Then a few more steps run instrumented: every matrix
-product of Linear's forward and backward is timed where it stands (on a GPU each
+product of the Linear layers (nn/linear.py's matmul_hook: forward, backward, and
+the forward-mode passes of --w-inf) is timed where it stands (on a GPU each
 product is synchronised, which only these steps pay for), and so is the whole
 instrumented step. The share of the step spent in matrix products is, per
 instrumented step, its products' time over its own time (the timers' overhead,
@@ -21,12 +22,13 @@ import traceback
 
 import numpy as np
 
-from . import backend, cores
+from . import backend, machine
 from .atomic import atomic_write
 from .backend import to_device
 from .cycle import draw_randomness, flatten_losses, train_step
 from .model import Generator, init_networks, make_discriminator
-from .nn import dense, mlp
+from .skeleton import JOINTS
+from .nn import linear
 from .nn.adam import Adam
 
 
@@ -50,9 +52,10 @@ def plain_matmul_gflops(xp, n, repeats=5):
 
 
 def time_matmuls(step, repeats=5):
-    """Run step() `repeats` times with every matrix product of Linear's forward
-    and backward timed in place; return (shapes (m, k, n) of one step, and per
-    step (seconds in matrix products, seconds of the whole step))."""
+    """Run step() `repeats` times with every matrix product of the networks' Linear
+    layers timed where it stands (through nn.linear's matmul_hook, set only here);
+    return (shapes (m, k, n) of one step, and per step (seconds in matrix products,
+    seconds of the whole step))."""
     shapes, seconds = [], [0.0]
 
     def product(a, b):
@@ -64,31 +67,15 @@ def time_matmuls(step, repeats=5):
         shapes.append((a.shape[0], a.shape[1], b.shape[1]))
         return c
 
-    def fwd(x, W, b=None):  # linear.linear_forward, its product timed
-        y = product(x, W)
-        if b is not None:
-            y += b
-        return y, (x, W, b is not None)
-
-    def bwd(dy, cache, need_param_grads=True):  # linear.linear_backward, its products timed
-        x, W, has_bias = cache
-        dx = product(dy, W.T)
-        if not need_param_grads:
-            return dx, None
-        return dx, {"W": product(x.T, dy), **({"b": dy.sum(axis=0)} if has_bias else {})}
-
-    saved = [(m, m.linear_forward, m.linear_backward) for m in (dense, mlp)]
+    linear.matmul_hook = product
     try:
-        for m, _, _ in saved:
-            m.linear_forward, m.linear_backward = fwd, bwd
         per_step = []
         for _ in range(repeats):
             seconds[0] = 0.0
             whole = _timed(step, 1)[0]
             per_step.append((seconds[0], whole))
     finally:
-        for m, f, b in saved:
-            m.linear_forward, m.linear_backward = f, b
+        linear.matmul_hook = None
     return shapes[:len(shapes) // repeats], per_step
 
 
@@ -97,11 +84,12 @@ def one_step_setup(device, parts, width, blocks, batch, seed=0, w_inf=0.0):
     all drawn from `seed`. Returns (step(), params): step() runs one training step."""
     xp = backend.use_device(device)
     rng = np.random.default_rng(seed)
-    gen, disc = Generator(list(parts), width=width, blocks=blocks), make_discriminator(width, blocks)
+    gen = Generator(list(parts), width=width, blocks=blocks, run_groups=machine.side_by_side)
+    disc = make_discriminator(width, blocks)
     params, state = init_networks([gen, disc], rng)
     params, state = to_device(params, xp), to_device(state, xp)
     opt = Adam()
-    pose = rng.uniform(-1, 1, (batch, 17, 2)).astype(np.float32)
+    pose = rng.uniform(-1, 1, (batch, len(JOINTS), 2)).astype(np.float32)
     pose[:, 0] = 0
     pose /= np.abs(pose).max(axis=(1, 2), keepdims=True)
     pose = xp.asarray(pose)
@@ -116,12 +104,12 @@ def compare_step(device="cuda", parts=("torso", "legs"), width=128, blocks=2, ba
     """One training step from the same weights, poses and views on NumPy and on
     `device`. Returns the largest relative difference of a loss, and of an updated
     parameter (norm of the difference over the NumPy parameter's norm)."""
-    out = {}
+    out = []    # (a list: with device "cpu" both runs are kept, and compared)
     for dev in ("cpu", device):
         step, params = one_step_setup(dev, parts, width, blocks, batch, seed)
         losses = {k: float(backend.to_numpy(v)) for k, v in flatten_losses(step()).items()}
-        out[dev] = losses, {k: backend.to_numpy(v).astype(np.float64) for k, v in params.items()}
-    (l_cpu, p_cpu), (l_dev, p_dev) = out["cpu"], out[device]
+        out.append((losses, {k: backend.to_numpy(v).astype(np.float64) for k, v in params.items()}))
+    (l_cpu, p_cpu), (l_dev, p_dev) = out
     return {
         "device": device, "width": width, "blocks": blocks, "batch": batch,
         "max_loss_rel_diff": max(abs(l_dev[k] - v) / max(abs(v), 1e-12) for k, v in l_cpu.items()),
@@ -132,15 +120,15 @@ def compare_step(device="cuda", parts=("torso", "legs"), width=128, blocks=2, ba
 
 def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
           steps=5, warmup=2, seed=0, echo=print, w_inf=0.0, instrumented=5, use_cores=None):
-    """use_cores: 'groups' or 'products' (cores.py) for the timed steps; None: as
+    """use_cores: 'groups' or 'products' (machine.py) for the timed steps; None: as
     train would. The instrumented steps run with 'products' (side by side, the
     groups' products would overlap in time)."""
     xp = backend.use_device(device)
     step, _ = one_step_setup(device, parts, width, blocks, batch, seed, w_inf)
     if use_cores is None:
-        use_cores = cores.best(Generator(list(parts), width=width, blocks=blocks), batch) \
+        use_cores = machine.best(Generator(list(parts), width=width, blocks=blocks), batch) \
             if device == "cpu" else "products"
-    use_cores = cores.use(use_cores)
+    use_cores = machine.use(use_cores)
 
     echo(f"warming up ({warmup} steps)")
     _timed(step, warmup)
@@ -148,7 +136,7 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     times = _timed(step, steps)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     echo(f"timing the matrix products of {instrumented} more steps, cores used for 'products'")
-    cores.use("products")
+    machine.use("products")
     _timed(step, 1)  # (the first step after the switch runs slow)
     shapes, per_step = time_matmuls(step, instrumented)
     shares = [matmul / whole for matmul, whole in per_step]
@@ -210,7 +198,7 @@ def first_gpu_run(data, run_dir, echo=print):
     def epoch():
         start = time.time()
         config = dict(width=1024, blocks=4, batch_size=8192, epochs=1, device="cuda", data=data)
-        _, result = train(config, run_dir, echo=echo)
+        _, result = train(config, run_dir, echo=echo, overwrite=True)  # (its own scratch folder)
         return {"seconds": time.time() - start, "data": data, "run": run_dir,
                 "p_mpjpe": result["P-MPJPE"]["Average"], "p_mpjpe_reflection": result["P-MPJPE reflection allowed"]["Average"]}
 

@@ -1,4 +1,6 @@
-"""One training step of the adversarial self-consistency cycle (TIPS section 3).
+"""One training step of the adversarial self-consistency cycle (TIPS section 3): the
+fast path training runs. reference_step.py computes the same step plainly, equation
+by equation, one network call at a time (tests/test_reference_step.py: the same numbers).
 
 Each generator group p is updated with the gradient of its own objective
 (TIPS eqs. 8-9, representations paper eq. 7)
@@ -8,7 +10,7 @@ L2D_p, L90_p cover only the keypoints p lifts. The groups are coupled only
 through the reprojected pose Y~ (its normalising scale depends on every depth),
 so the backward runs once per group, each with its own loss; after G(Y) and the
 discriminator the groups share nothing they write, and on a CPU each may run on
-its own core (cores.py).
+its own core (gen.run_groups: machine.side_by_side in training).
 
 The discriminator sees real Y and reprojected Y~ in one batch, so its batch-norm
 normalises both with the same statistics: with separate batches it would remove
@@ -30,13 +32,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import cores
 from .backend import get_array_module
 from .geometry import (facing, max_normalise, max_normalise_backward,
                        project_view, project_view_backward, rotate, rotate_backward, rotation_matrices,
                        unproject_view, unproject_view_backward)
 from .losses import (all_angle_loss, discriminator_loss, generator_adversarial_loss, ninety_degree_loss,
                      reprojection_loss)
+from .skeleton import JOINTS, KEYPOINTS
 
 ELEVATION = np.pi / 18  # elevation uniform in [-pi/18, pi/18] (both papers)
 
@@ -71,14 +73,14 @@ def adversarial_weight(group, n_keypoints):
 
 def flat(pose_2d):
     """(N, 17, 2) -> (N, 32): the 16 keypoints at the network's edge, root dropped."""
-    return pose_2d[:, 1:].reshape(len(pose_2d), -1)
+    return pose_2d[:, KEYPOINTS].reshape(len(pose_2d), -1)
 
 
 def unflat(d_flat):
     """The gradient of flat(): (N, 32) -> (N, 17, 2), zero for the root."""
     xp = get_array_module(d_flat)
-    d = xp.zeros((len(d_flat), 17, 2), d_flat.dtype)
-    d[:, 1:] = d_flat.reshape(len(d_flat), 16, 2)
+    d = xp.zeros((len(d_flat), len(JOINTS), 2), d_flat.dtype)
+    d[:, KEYPOINTS] = d_flat.reshape(len(d_flat), len(KEYPOINTS), 2)
     return d
 
 
@@ -119,7 +121,7 @@ def facing_weights(view, R, perspective=None, pitch=0.0, strength=1.0, kappa=8.0
     generators (their loss is not weighted). Early on the lifts are nearly flat and
     face only the camera, so at full strength the weights also hide the side views of
     flat poses, the first sign that they are wrong: the first thousands of steps learn
-    more slowly (README, 'Accuracy per CPU hour')."""
+    more slowly (on the full data's one-hour runs)."""
     xp = get_array_module(view.z_hat)
     pose_3d = unproject_view(view.pose_2d, view.z_hat, perspective)
     f_real, f_view = facing(pose_3d, pitch), facing(rotate(pose_3d, R), pitch)
@@ -184,8 +186,8 @@ def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", stat
         group.net.backward(d_z, c_first, params, grads)                                   # G(Y)
         return {**terms, "total": total}
 
-    # the groups are independent from here: on a CPU each may run on its own core (cores.py)
-    per_group = cores.side_by_side(group_step, zip(gen.groups, c_lift), gen.draws_random)
+    # the groups are independent from here: on a CPU each may run on its own core (gen.run_groups)
+    per_group = gen.run_groups(group_step, zip(gen.groups, c_lift), gen.draws_random)
     return {"D": loss_disc, **{group.name: terms for group, terms in zip(gen.groups, per_group)}}
 
 

@@ -10,9 +10,9 @@ def distill_step(student, params, state, opt, pose_2d, z_teacher, rng=None):
     """One Adam step of the student on a batch; z_teacher (N, 17) is precomputed;
     rng draws dropout masks, if any."""
     z, caches = student.lift(params, pose_2d, True, state, rng)
-    loss, d_z = distillation_loss(z[:, 1:], z_teacher[:, 1:])
-    grads = {}
     group, = student.groups
+    loss, d_z = distillation_loss(z[:, group.joints], z_teacher[:, group.joints])
+    grads = {}
     group.net.backward(d_z, caches[0], params, grads)
     opt.step(params, grads)
     return {"distill": loss}

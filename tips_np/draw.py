@@ -54,9 +54,9 @@ def _panels(plt, pose_px, pose_3d, title):
         ax.set_ylim(1.2, -1.2)
     handles = [plt.Line2D([], [], color=c, lw=2, label=f"person's {k}" if k != "centre" else "spine, head")
                for k, c in COLOURS.items()]
-    axes[0].legend(handles=handles, loc="lower left", fontsize=8)
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)  # off the skeletons
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig, axes, artists
 
 
@@ -68,8 +68,9 @@ def plot_pose(path, pose_px, pose_3d, title):
     plt.close(fig)
 
 
-def animate_poses(path, pose_px, pose_3d, frames, title, fps=10):
-    """A sequence (T, 17, 2) / (T, 17, 3) into a .gif, one frame per pose."""
+def animate_poses(path, pose_px, pose_3d, frames, title, fps=10, progress=None):
+    """A sequence (T, 17, 2) / (T, 17, 3) into a .gif, one frame per pose;
+    progress(i, T) after each frame drawn."""
     plt = plotting()
     from matplotlib.animation import FuncAnimation, PillowWriter
     fig, axes, artists = _panels(plt, pose_px[0], pose_3d[0], title)
@@ -85,19 +86,27 @@ def animate_poses(path, pose_px, pose_3d, frames, title, fps=10):
         fig.suptitle(f"{title}, frame {frames[t]}")
         return [line for lines in artists for line in lines]
 
-    FuncAnimation(fig, update, frames=len(pose_px), blit=False).save(path, writer=PillowWriter(fps=fps))
+    FuncAnimation(fig, update, frames=len(pose_px), blit=False).save(path, writer=PillowWriter(fps=fps),
+                                                                  progress_callback=progress)
     plt.close(fig)
 
 
-def plot_lifted(path, poses, pose_3d, title):
-    """A .png of the first pose or a .gif of the first person's sequence; False
-    when matplotlib is missing. poses: lifting.Poses; pose_3d (N, 17, 3)."""
+def plot_lifted(path, poses, pose_3d, title, rows=None, progress=None):
+    """A .png of one pose or a .gif of a sequence: rows of poses, in time order
+    (lifting.plot_rows; default the first pose, or the first person's sequence); False when matplotlib
+    is missing. poses: lifting.Poses; pose_3d (N, 17, 3); progress(i, n) per frame."""
     if plotting() is None:
         return False
+    if rows is None:
+        rows = np.flatnonzero(poses.person == poses.person[0]) if path.lower().endswith(".gif") else [0]
+    rows = np.asarray(rows)
     if path.lower().endswith(".gif"):
-        rows = np.flatnonzero(poses.person == poses.person[0])
-        rows = rows[np.argsort(poses.frame[rows], kind="stable")]
-        animate_poses(path, poses.pixels[rows], pose_3d[rows], poses.frame[rows], title)
+        animate_poses(path, poses.pixels[rows], pose_3d[rows], poses.frame[rows],
+                      f"{title}: person {poses.person[rows[0]]}", progress=progress)
     else:
-        plot_pose(path, poses.pixels[0], pose_3d[0], f"{title}: frame {poses.frame[0]}, person {poses.person[0]}")
+        i = rows[0]
+        plot_pose(path, poses.pixels[i], pose_3d[i], f"{title}: frame {poses.frame[i]}, person {poses.person[i]}")
+        if progress:
+            progress(0, 1)
     return True
+

@@ -20,7 +20,8 @@ import os
 import numpy as np
 
 from . import checkpoint, dataset
-from .atomic import atomic_write
+from .atomic import atomic_write, make_folder
+from .errors import TipsError
 from .geometry import unproject_view
 from .model import predict_depths
 from .orientation import per_pose_correction
@@ -105,42 +106,123 @@ def evaluate_depths(z_hat, testset, perspective=None):
                                        testset.action),
         "P-MPJPE z=0": per_action(p_mpjpe(unproject_view(pose_2d, np.zeros_like(z_hat)), gt),
                                   testset.action),
+        "P-MPJPE floor": floor(testset),
     }
 
 
-def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print):
+def true_depths(pose_2d, pose_3d):
+    """The true depths at the 2D pose's scale (N, 17): the root-centred 3D pose's
+    depths times the factor c that best maps its x, y onto the 2D pose's (least
+    squares). (x, y, z) of the input's x, y and these depths is the best any lifter
+    that keeps the input's x, y can do (the floor beside each figure): what is left
+    is the 2D's own error."""
+    centred = pose_3d - pose_3d[:, :1]
+    c = (pose_2d * centred[..., :2]).sum(axis=(1, 2)) / (centred[..., :2] ** 2).sum(axis=(1, 2))
+    return c[:, None] * centred[..., 2]
+
+
+def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None):
+    """The poses a lifter is scored on, with the 2D it is given: the test split, or
+    every 10th pose of a training subject (subject: the detector's keypoints exist only
+    for the training subjects); the projections, the detections ('pose_2d_det') or the
+    orthographic projections (x, y of the 3D pose, as the TIPS authors' code scores),
+    with Gaussian noise of `noise` pixels drawn from `seed`. Returns (set, variant:
+    a name for the result files, '' for the test split's clean projections)."""
+    from .adapter import add_noise
+    if subject is None:
+        split = dataset.load(path, "test")
+    else:
+        split = dataset.load(path, "train").with_3d().hold_out(subject)[1]
+    if inputs == "detections":
+        split = split.with_detections()
+        split = split.with_2d(split.paired.pose_2d)
+    elif inputs == "orthographic":   # the TIPS authors' protocol: the x, y of the camera-frame 3D pose
+        split = split.with_2d(dataset.normalise_2d(split.pose_3d[..., :2])[0])
+    if noise:
+        noisy, _, _ = add_noise(split.pose_2d, split.scale, noise, np.random.default_rng(seed))
+        split = split.with_2d(noisy)
+    variant = ".".join(v for v in ("" if subject is None else f"S{subject}",
+                                   "" if inputs == "projections" else inputs,
+                                   f"noise{noise:g}-seed{seed}" if noise else "") if v)
+    return split, variant
+
+
+def choose_adapter(ckpt, inputs, noise, choice="auto"):
+    """The layout of the lifter's adapter that suits the input, or None: 'auto' takes
+    'mpii' for detections and 'noise' for noisy projections, where the lifter has one."""
+    have = ckpt["config"].get("adapters", {})
+    if choice == "none":
+        return None
+    if choice != "auto":
+        if choice not in have:
+            raise EvaluationError(f"{ckpt['path']}: no adapter '{choice}' (it has: {', '.join(have) or 'none'})")
+        return choice
+    wanted = "mpii" if inputs == "detections" else "noise" if noise else None
+    return wanted if wanted in have else None
+
+
+def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print, overwrite=False, inputs="projections",
+                  noise=0.0, seed=0, subject=None, adapter="auto"):
     """Evaluate trained models (run folders or checkpoints) side by side on the
     test split of `data` (default: each model's own data file), writing
     evaluation.json/.csv into each run folder (beside a model file that is not a
-    run's checkpoint.h5: <name>.evaluation.json/.csv). per_pose_sign applies the per-pose
-    correction of orientation.py first. Returns rows for format_table: each
-    model's metrics, then the z_hat = 0 baseline of each test set used."""
+    run's checkpoint.h5: <name>.evaluation.json/.csv); on data other than the
+    model's own, evaluation.<data file's name>.json/.csv (results_stem). Each JSON
+    records the data file; one made from another file is replaced only if
+    `overwrite`. per_pose_sign applies the per-pose correction of orientation.py
+    first. inputs, noise, seed, subject: the 2D given (scoring_set; the result files'
+    names say which); adapter: the lifter's 2D adapter to apply (choose_adapter).
+    Returns rows for format_table: each model's metrics, then the z_hat = 0 baseline
+    and the floor (the input's x, y with the true depths) of each input used."""
     rows, testsets, baselines = {}, {}, {}
     for run in runs:
         ckpt = checkpoint.load(run)
         gen, params, state = checkpoint.load_model(ckpt, xp, echo)
         path = data or ckpt["config"].get("data")
-        if path not in testsets:
-            testsets[path] = dataset.load(path, "test")
-        test = testsets[path]
         run_dir = os.path.dirname(ckpt["path"])   # the folder of the checkpoint file
         label = os.path.basename(os.path.normpath(run_dir)) or run_dir
-        stem = "evaluation"
+        if (path, inputs, noise, seed, subject) not in testsets:
+            testsets[path, inputs, noise, seed, subject] = scoring_set(path, inputs, noise, seed, subject)
+        test, variant = testsets[path, inputs, noise, seed, subject]
+        stem = results_stem(ckpt, path) + (f".{variant}" if variant else "")
         if os.path.basename(ckpt["path"]) != "checkpoint.h5":  # best.h5, or an exported model in data/
-            name = os.path.splitext(os.path.basename(ckpt["path"]))[0]
-            label, stem = f"{label}/{name}", f"{name}.evaluation"
+            label = f"{label}/{os.path.splitext(os.path.basename(ckpt['path']))[0]}"
+        check_results(run_dir, stem, path, overwrite)
+        given = test
+        layout = choose_adapter(ckpt, inputs, noise, adapter)
+        if layout is not None:
+            from .adapter import adapt
+            from .fit_adapter import load_adapters
+            test = test.with_2d(adapt(*load_adapters(ckpt, xp)[layout], test.pose_2d)[0])
+            echo(f"{label}: the 2D adapter A/{layout} applied")
         z_hat = predict_depths(gen, params, state, test.pose_2d)
+        if not np.all(np.isfinite(z_hat)):
+            raise EvaluationError(f"{ckpt['path']}: the model's depths are NaN or infinite on "
+                                  f"{int((~np.isfinite(z_hat)).any(axis=1).sum()):,} of the {len(z_hat):,} test "
+                                  f"poses of {test.path}; nothing to score")
         if per_pose_sign:
             z_hat, flipped = per_pose_correction(test.pose_2d, z_hat)
             echo(f"{label}: per-pose sign flipped the legs of {flipped['legs']:.1%} and the torso of "
                  f"{flipped['torso']:.1%} of the test poses")
         result = evaluate_depths(z_hat, test, ckpt["config"].get("perspective"))
-        save_results(run_dir, result, stem)
-        rows.update({f"{label} {m}": result[m] for m in result if m != "P-MPJPE z=0"})
-        baselines[os.path.basename(test.path)] = result["P-MPJPE z=0"]
-    for name, baseline in baselines.items():
-        rows[f"z=0 on {name} P-MPJPE"] = baseline
+        if layout is not None:   # the floor and z = 0 of the 2D given; the adapted 2D's floor
+            result["P-MPJPE floor, adapted"] = result["P-MPJPE floor"]
+            result["P-MPJPE floor"] = floor(given)
+            result["P-MPJPE z=0"] = per_action(p_mpjpe(unproject_view(given.pose_2d.astype(np.float64), np.zeros(
+                given.pose_2d.shape[:2])), given.pose_3d.astype(np.float64)), given.action)
+        save_results(run_dir, result, stem, data=path)
+        rows.update({f"{label} {m}": result[m] for m in result if m not in ("P-MPJPE z=0", "P-MPJPE floor")})
+        name = os.path.basename(given.path) + (f" ({variant})" if variant else "")
+        baselines[f"z=0 on {name} P-MPJPE"] = result["P-MPJPE z=0"]
+        baselines[f"floor (true depths) on {name} P-MPJPE"] = result["P-MPJPE floor"]
+    rows.update(baselines)
     return rows
+
+
+def floor(split):
+    """P-MPJPE per action of the 2D given with the true depths (true_depths)."""
+    pose_2d, gt = split.pose_2d.astype(np.float64), split.pose_3d.astype(np.float64)
+    return per_action(p_mpjpe(unproject_view(pose_2d, true_depths(pose_2d, gt)), gt), split.action)
 
 
 def format_table(rows):
@@ -158,9 +240,52 @@ def format_table(rows):
     return "\n".join(lines).rstrip()
 
 
-def save_results(run_dir, result, stem="evaluation"):
-    """Write <stem>.json and <stem>.csv (one row per metric) into run_dir."""
-    for name, write in ((f"{stem}.json", lambda f: json.dump(result, f, indent=2)),
+class EvaluationError(TipsError):
+    """Nothing to score, or results that would replace others unasked."""
+
+
+def data_file(path):
+    """The absolute path of a data file (None: the shipped sample), as results record it."""
+    return os.path.abspath(path or dataset.DEFAULT_DATA)
+
+
+def results_stem(ckpt, data):
+    """The name of a model's result files on `data`: evaluation (or <model>.evaluation
+    beside a model file that is not a run's checkpoint.h5) on the data it trained on,
+    and evaluation.<data file's name> on any other."""
+    stem = "evaluation"
+    if os.path.basename(ckpt["path"]) != "checkpoint.h5":
+        stem = f"{os.path.splitext(os.path.basename(ckpt['path']))[0]}.evaluation"
+    trained_on = ckpt["config"].get("data")
+    if "trained_on" in ckpt["attrs"]:  # an exported model: its data is recorded apart
+        trained_on = json.loads(ckpt["attrs"]["trained_on"])
+    if os.path.realpath(data_file(data)) != os.path.realpath(data_file(trained_on)):
+        stem += "." + os.path.splitext(os.path.basename(data_file(data)))[0]
+    return stem
+
+
+def check_results(run_dir, stem, data, overwrite=False):
+    """Refuse, before any work, to replace <stem>.json made from another data file
+    (unless overwrite), and a folder where results cannot be written."""
+    make_folder(run_dir)
+    previous = os.path.join(run_dir, f"{stem}.json")
+    if overwrite or not os.path.isfile(previous):
+        return
+    try:
+        with open(previous) as f:
+            made_from = json.load(f).get("data")
+    except (OSError, ValueError, AttributeError):
+        made_from = None   # unreadable, or written before results recorded their data
+    if made_from and os.path.realpath(made_from) != os.path.realpath(data_file(data)):
+        raise EvaluationError(f"{previous} holds results on {made_from}, not on {data_file(data)}; "
+                              f"--overwrite replaces them")
+
+
+def save_results(run_dir, result, stem="evaluation", data=None):
+    """Write <stem>.json (the tables, and under 'data' the data file they were
+    computed on) and <stem>.csv (one row per metric) into run_dir."""
+    record = {"data": data_file(data), **result}
+    for name, write in ((f"{stem}.json", lambda f: json.dump(record, f, indent=2)),
                         (f"{stem}.csv", lambda f: _write_csv(f, result))):
         with atomic_write(os.path.join(run_dir, name)) as tmp, open(tmp, "w", newline="") as f:
             write(f)

@@ -7,6 +7,13 @@ with, optionally, the cameras' radial/tangential distortion (Brown-Conrady):
     x_d = x (1 + k1 r^2 + k2 r^4 + k3 r^6) + 2 p1 x y + p2 (r^2 + 2 x^2), y_d likewise.
 3d-pose-baseline's project_point_radial has the terms 2 p1 x y and 2 p2 x^2 once,
 not twice; this module follows the model, not that code.
+
+Where a subject's folder also holds 3d-pose-baseline's Stacked Hourglass detections
+(S<n>/StackedHourglass/<Action>[_<n>].<camera id>.h5, `poses` (T, 16, 2): MPII's 16
+keypoints), they are mapped into the 17 joints (keypoints.mpii_to_h36m) and written
+as `pose_2d_det`, frame by frame beside the projections. A detection file with no 3D
+sequence still gives 2D poses of that subject: its rows have `pose_2d_det` only
+(`pose_2d` and `pose_3d` NaN, `has_3d` False), for training on detections.
 """
 import os
 import re
@@ -14,7 +21,7 @@ import re
 import h5py
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import hdf5_file
 from .errors import TipsError
 from .skeleton import (ACTION_FROM_FILE, ACTIONS, CAMERA_IDS, FIVE_LIMBS, H36M_INDEX, JOINTS,
                        PARTS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS)
@@ -27,7 +34,15 @@ class DataError(TipsError):
 
 
 def read_cameras(path, subject):
-    """The 4 cameras of a subject: dicts with R (3,3), T (3,), f (2,), c (2,), k (3,), p (2,)."""
+    """The 4 cameras of a subject: dicts with R (3,3), T (3,), f (2,), c (2,), k (3,), p (2,).
+    An empty, truncated or damaged file is a DataError naming it."""
+    try:
+        return _read_cameras(path, subject)
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise DataError(f"{path}: not a readable camera file (empty, truncated or damaged: {e})") from None
+
+
+def _read_cameras(path, subject):
     if not os.path.isfile(path):
         raise DataError(f"{path}: camera file not found")
     cams = []
@@ -57,9 +72,11 @@ def read_sequence(path):
         with h5py.File(path, "r") as f:
             if "3D_positions" not in f:
                 raise DataError(f"{path}: no dataset '3D_positions'")
-            raw = f["3D_positions"][()]
+            raw = np.asarray(f["3D_positions"][()], np.float64)
     except OSError as e:
         raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:  # damaged, or not numbers
+        raise DataError(f"{path}: '3D_positions' cannot be read as numbers ({e})") from None
     if raw.ndim != 2 or raw.shape[0] != 96:
         raise DataError(f"{path}: '3D_positions' should have shape (96, T), got {raw.shape}")
     if not np.all(np.isfinite(raw)):
@@ -99,22 +116,63 @@ def list_sequences(root, subjects):
     return seqs
 
 
+def detection_path(root, subject, take, camera):
+    """The Stacked Hourglass file of one take and camera ('Directions 1' -> 'Directions_1')."""
+    return os.path.join(root, f"S{subject}", "StackedHourglass", f"{take.replace(' ', '_')}.{camera}.h5")
+
+
+def read_detections(path):
+    """(T, 17, 2) pixels: one Stacked Hourglass file's MPII keypoints mapped into the
+    17 joints (NaN where a keypoint is missing or at (0, 0))."""
+    from .keypoints import mpii_to_h36m
+    try:
+        with h5py.File(path, "r") as f:
+            if "poses" not in f:
+                raise DataError(f"{path}: no dataset 'poses'")
+            raw = np.asarray(f["poses"][()], np.float64)
+    except OSError as e:
+        raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
+    if raw.ndim != 3 or raw.shape[1:] != (16, 2):
+        raise DataError(f"{path}: 'poses' should have shape (T, 16, 2) (MPII's keypoints), got {raw.shape}")
+    score = np.where(np.all(raw == 0, axis=-1) | ~np.all(np.isfinite(raw), axis=-1), 0.0, 1.0)
+    xy, score = mpii_to_h36m(raw, score)
+    xy[score <= 0] = np.nan
+    return xy
+
+
+def detection_only_takes(root, subject, seqs):
+    """Takes with detections but no 3D sequence: [(take, {camera index: path})]."""
+    folder = os.path.join(root, f"S{subject}", "StackedHourglass")
+    if not os.path.isdir(folder):
+        return []
+    with_3d = {take.replace(" ", "_") for s, _, take, _ in seqs if s == subject}
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        m = re.fullmatch(r"([A-Za-z]+(?:_\d+)?)\.(\d+)\.h5", name)
+        if m and m.group(1) not in with_3d and m.group(2) in CAMERA_IDS:
+            found.setdefault(m.group(1), {})[CAMERA_IDS.index(m.group(2))] = os.path.join(folder, name)
+    return sorted(found.items())
+
+
 def prepare(root, out, every=1, subjects=SUBJECTS, distortion=False, progress=None):
     """Convert the Human3.6M tree under `root` into the HDF5 file `out`.
 
     Written to a temporary file and renamed, so `out` is never half-written.
-    `progress(n)` is called after each sequence. Returns the number of poses.
+    `progress(n)` is called after each sequence. Returns the number of 2D/3D pose pairs.
     """
     cam_path = os.path.join(root, "cameras.h5")
     if not os.path.isdir(root):
         raise DataError(f"{root}: folder not found")
     cams = {s: read_cameras(cam_path, s) for s in subjects}
     seqs = list_sequences(root, subjects)
-    cols = {k: [] for k in ("pose_2d", "pose_3d", "subject", "action", "camera", "frame", "take")}
+    detections = any(os.path.isdir(os.path.join(root, f"S{s}", "StackedHourglass")) for s in subjects)
+    cols = {k: [] for k in ("pose_2d", "pose_3d", "subject", "action", "camera", "frame", "take")
+            + (("pose_2d_det", "has_3d") if detections else ())}
     takes = []
     for s, action, take, path in seqs:
-        X = read_sequence(path)[::every]
-        frames = np.arange(0, len(X) * every, every)
+        X_all = read_sequence(path)
+        X = X_all[::every]
+        frames = np.arange(0, len(X_all), every)
         for ci, cam in enumerate(cams[s]):
             X_cam, uv = project(X, cam, distortion)
             if X_cam[..., 2].min() < MIN_DEPTH_MM:
@@ -122,6 +180,17 @@ def prepare(root, out, every=1, subjects=SUBJECTS, distortion=False, progress=No
                                 f"{X_cam[..., 2].min():.0f} mm from it (expected in front, > 1 m)")
             cols["pose_2d"].append(uv.astype(np.float32))
             cols["pose_3d"].append(X_cam.astype(np.float32))
+            if detections:  # NaN where this take and camera has no detection file
+                det = np.full(uv.shape, np.nan, np.float32)
+                det_path = detection_path(root, s, take, CAMERA_IDS[ci])
+                if os.path.isfile(det_path):
+                    xy = read_detections(det_path)
+                    if len(xy) != len(X_all):
+                        raise DataError(f"{det_path}: {len(xy)} frames, but its 3D sequence {path} has "
+                                        f"{len(X_all)} (expected the same frames)")
+                    det = xy[frames].astype(np.float32)
+                cols["pose_2d_det"].append(det)
+                cols["has_3d"].append(np.ones(len(X), bool))
             cols["subject"].append(np.full(len(X), s, np.int8))
             cols["action"].append(np.full(len(X), ACTIONS.index(action), np.int8))
             cols["camera"].append(np.full(len(X), ci, np.int8))
@@ -130,9 +199,26 @@ def prepare(root, out, every=1, subjects=SUBJECTS, distortion=False, progress=No
         takes.append(f"S{s}/{take}")
         if progress:
             progress(1)
+    for s in subjects if detections else ():
+        for take, paths in detection_only_takes(root, s, seqs):
+            action = ACTION_FROM_FILE.get(take.split("_")[0], take.split("_")[0])
+            if action not in ACTIONS:
+                continue
+            for ci, det_path in sorted(paths.items()):
+                det = read_detections(det_path)[::every].astype(np.float32)
+                cols["pose_2d_det"].append(det)
+                cols["pose_2d"].append(np.full(det.shape, np.nan, np.float32))
+                cols["pose_3d"].append(np.full(det.shape[:2] + (3,), np.nan, np.float32))
+                cols["has_3d"].append(np.zeros(len(det), bool))
+                cols["subject"].append(np.full(len(det), s, np.int8))
+                cols["action"].append(np.full(len(det), ACTIONS.index(action), np.int8))
+                cols["camera"].append(np.full(len(det), ci, np.int8))
+                cols["frame"].append(np.arange(0, len(det) * every, every).astype(np.int32))
+                cols["take"].append(np.full(len(det), len(takes), np.int16))
+            takes.append(f"S{s}/{take.replace('_', ' ')} (2D only)")
     if not takes:
         raise DataError(f"{root}: no sequence files found")
-    with atomic_write(out) as tmp, h5py.File(tmp, "w") as f:
+    with hdf5_file(out) as f:  # built in memory, then written whole: a full disk is one line
         for k, v in cols.items():
             a = np.concatenate(v)
             f.create_dataset(k, data=a, compression="gzip", compression_opts=4,
@@ -145,5 +231,7 @@ def prepare(root, out, every=1, subjects=SUBJECTS, distortion=False, progress=No
             "source": root, "frame_step": every,
             "distortion": bool(distortion),
             "units": "pose_2d: pixels; pose_3d: mm, camera frame",
+            **({"detections": "Stacked Hourglass (MPII-trained), MPII's 16 keypoints mapped by "
+                              "keypoints.mpii_to_h36m"} if detections else {}),
         })
-    return sum(len(a) for a in cols["subject"])
+    return sum(int(np.isfinite(a[:, 0, 0]).sum()) for a in cols["pose_3d"])   # the 2D/3D pairs

@@ -1,5 +1,6 @@
-"""Lifting 2D poses that a user brings: Human3.6M-ordered poses, or a 2D
-detector's keypoints (keypoints.py), from JSON, CSV or .npy files.
+"""Lifting 2D poses that a user brings: Human3.6M-ordered poses, or the files 2D
+detectors write (formats.py, docs/formats.md), from JSON, CSV, .npy, .npz, .h5 or a
+folder of OpenPose's per-frame files.
 
 Human3.6M order: pixel coordinates of the 17 joints in skeleton.JOINTS order, or of
 the 16 keypoints without the root (the root is then the midpoint of the hips), one
@@ -7,16 +8,22 @@ pose or many:
     .json   [[x, y], ...] for one pose, a list of such poses, or {"poses": ...}
     .csv    one pose per row: x0,y0,x1,y1,... (34 or 32 numbers); a header row is allowed
     .npy    (17, 2), (16, 2), (N, 17, 2), (N, 16, 2), (N, 34) or (N, 32)
-Detector keypoints (COCO-17, MMPose, COCO results, OpenPose, AlphaPose) carry
-scores: a keypoint scored below min_score, or at (0, 0), is missing. Within one
-person's sequence a missing joint is filled by linear interpolation over frames
-(and marked); a single pose missing a joint is refused.
+An array of 17 (or 16) points could also be COCO-17 (or MPII) keypoints: its geometry
+decides (keypoints.choose_by_geometry), else it is Human3.6M's order, or, where both
+look like people, it is refused with the --format to give.
+Detector keypoints carry scores: a keypoint scored below min_score, or at (0, 0), is
+unseen. People are tracked (tracking.py); within a track a joint missing for at most
+max_gap frames is filled over time (and marked); a pose still missing a joint is
+skipped with a warning (strict: refused).
 Output, root-relative, x right, y down, z away from the camera, in normalised
-units and in the input's pixel scale (depth relative to the root in pixels):
-    .json   {"joints", "units", "axes", "frame", "person", "filled",
+units and in the input's pixel scale (depth relative to the root in pixels), with
+the file's own frame and person ids and each pose's flags (plausibility.py):
+    .json   {"joints", "units", "axes", "frame", "person", "filled", "flags",
              "pose_3d_normalised", "pose_3d_pixels"}
-    .npy    (N, 2, 17, 3): [:, 0] normalised, [:, 1] pixels
-    .csv    one row per pose: frame, person, x, y, z of each joint in pixels, filled joints
+    .npy    (N, 2, 17, 3): [:, 0] normalised, [:, 1] pixels; ids and flags beside it
+            in <name>.ids.json
+    .csv    one row per pose: frame, person, x, y, z of each joint in pixels, filled
+            joints, flags
 """
 import csv
 import json
@@ -25,26 +32,36 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import keypoints
+from . import formats, keypoints, tracking
+from .adapter import adapt
 from .atomic import atomic_write
 from .dataset import normalise_2d
 from .errors import TipsError
 from .geometry import unproject_view
 from .model import predict_depths
 from .orientation import per_pose_correction
+from .plausibility import handedness_failures, implausible_2d
 from .skeleton import JOINTS
 
-INPUTS, OUTPUTS = (".json", ".csv", ".npy"), (".json", ".npy", ".csv")
+INPUTS, OUTPUTS = (".json", ".csv", ".npy", ".npz", ".h5"), (".json", ".npy", ".csv")
 AXES = "root-relative; x right, y down (image axes), z away from the camera"
+MAX_GAP = 5          # frames a missing joint may be filled across (a tenth to a fifth of a second)
+SHOWN = 10           # warnings printed one by one; the rest are counted
 
 
 class Poses(NamedTuple):
-    """A user's 2D poses in Human3.6M order: pixels (N, 17, 2), each pose's frame
-    and person ids (N,), and filled (N, 17), True where a joint was interpolated."""
+    """A user's 2D poses in Human3.6M order: pixels (N, 17, 2); each pose's frame and
+    person ids (N,) as the file gives them (or the tracker's person ids); filled
+    (N, 17), True where a joint was filled over time; implausible: each pose's reasons
+    (plausibility.py); skipped: one warning per pose left out; notes: what was read."""
     pixels: np.ndarray
     frame: np.ndarray
     person: np.ndarray
     filled: np.ndarray
+    implausible: list = []
+    skipped: list = []
+    notes: list = []
+    keypoints: str = "h36m"   # the keypoint set the file held (keypoints.KEYPOINT_SETS), for the adapter
 
 
 class LiftError(TipsError):
@@ -59,15 +76,24 @@ def _format(path, what, allowed):
     return ext
 
 
-def read_poses(path, fmt="auto", min_score=0.3):
-    """The Poses of a user's file (see the module's docstring), checked."""
-    ext = _format(path, "input", INPUTS)
+def read_poses(path, fmt="auto", min_score=0.3, max_gap=MAX_GAP, strict=False):
+    """The Poses of a user's file or OpenPose folder (see the module's docstring), checked."""
     if fmt not in keypoints.FORMATS:
         raise LiftError(f"unknown --format {fmt!r}: expected one of {', '.join(keypoints.FORMATS)}")
+    if os.path.isdir(path):
+        if fmt not in ("auto", "openpose", "body25", "body25b", "coco18"):
+            raise LiftError(f"{path}: a folder is read as OpenPose's per-frame files, not --format {fmt}")
+        det = formats.read_openpose_folder(path, None if fmt in ("auto", "openpose") else fmt)
+        return detections_to_poses(det, path, min_score, max_gap, strict)
+    ext = _format(path, "input", INPUTS)
     if not os.path.isfile(path):
         raise LiftError(f"{path}: file not found")
     if os.path.getsize(path) == 0:
         raise LiftError(f"{path}: the file is empty")
+    if ext == ".npz":
+        return detections_to_poses(formats.read_videopose3d(path), path, min_score, max_gap, strict)
+    if ext == ".h5":
+        return detections_to_poses(formats.read_h5(path), path, min_score, max_gap, strict)
     try:
         if ext == ".npy":
             data = np.load(path, allow_pickle=False)
@@ -82,31 +108,22 @@ def read_poses(path, fmt="auto", min_score=0.3):
             data = [[float(v) for v in r] for r in rows]
     except (ValueError, TypeError, json.JSONDecodeError, OSError) as e:
         raise LiftError(f"{path}: cannot read {ext[1:]} poses ({e})") from None
-    if fmt == "auto":
-        fmt = _detect(data, ext)
-    if fmt == "h36m":
-        return _h36m_poses(data, path)
-    if fmt == "coco17":
-        det = keypoints.read_coco17_array(data, path)
-    elif ext != ".json":
+    layout = formats.detect_json_layout(data) if ext == ".json" and fmt == "auto" else fmt
+    if layout in ("auto", "h36m", "coco17", "halpe26", "mpii") and not (
+            ext == ".json" and formats.detect_json_layout(data) != "h36m"):
+        return _array_poses(data, path, layout, min_score, max_gap, strict)
+    if ext != ".json":
         raise LiftError(f"{path}: --format {fmt} is a JSON layout, not {ext}")
-    else:
-        det = keypoints.READERS[fmt](data, path)
-    xy, frame, person = keypoints.to_h36m(det, min_score)
-    pixels, filled = fill_missing(xy, frame, person, path)
-    check_poses(pixels, path)
-    return Poses(pixels, frame, person, filled)
+    det = formats.read_json(data, path, layout)
+    return detections_to_poses(det, path, min_score, max_gap, strict)
 
 
-def _detect(data, ext):
-    if ext == ".json":
-        return keypoints.detect_json_layout(data)
-    if ext == ".npy" and np.ndim(data) in (2, 3) and np.shape(data)[-2:] == (17, 3):
-        return "coco17"  # scores: no Human3.6M-ordered file has them
-    return "h36m"
+# arrays: the keypoint sets a shape may hold, the default first
+ARRAY_SETS = {17: ("h36m", "coco17"), 16: ("h36m", "mpii"), 26: ("halpe26",)}
 
 
-def _h36m_poses(data, path):
+def _array_poses(data, path, fmt, min_score, max_gap, strict):
+    """An array of poses: Human3.6M's order, or (--format or geometry) COCO-17, Halpe-26, MPII."""
     if isinstance(data, dict):
         if "poses" not in data:
             raise LiftError(f"{path}: a JSON object must hold the poses under 'poses' (or be a detector's "
@@ -116,31 +133,120 @@ def _h36m_poses(data, path):
         arr = np.asarray(data, dtype=np.float64)
     except (ValueError, TypeError) as e:
         raise LiftError(f"{path}: cannot read {os.path.splitext(path)[1][1:]} poses ({e})") from None
-    arr = check_poses(arr, path)
-    return Poses(arr, np.arange(len(arr)), np.zeros(len(arr), int), np.zeros(arr.shape[:2], bool))
+    if arr.ndim == 2 and arr.shape[1] in (32, 34):
+        arr = arr.reshape(len(arr), -1, 2)
+    if arr.ndim == 2:
+        arr = arr[None]
+    score = np.ones(arr.shape[:2]) if arr.ndim == 3 else None
+    if arr.ndim == 3 and arr.shape[2] == 3 and arr.shape[1] in ARRAY_SETS and arr.size:
+        third = arr[..., 2]
+        if not np.all((third >= 0) & (third <= 1)):
+            formats.refuse_3d(path, f"an array of shape {arr.shape} whose third column is not a score in [0, 1]")
+        arr, score = arr[..., :2], third
+    if arr.ndim != 3 or arr.shape[1] not in ARRAY_SETS or arr.shape[2] != 2:
+        check_poses(arr, path)                  # refuses with the expected shapes
+    candidates = ARRAY_SETS[arr.shape[1]]
+    if arr.shape[1] == 17 and not np.all(score == 1):
+        candidates = candidates[::-1]   # scores: a detector's COCO-17 unless the geometry says otherwise
+    if fmt not in ("auto",) + candidates:
+        raise LiftError(f"{path}: --format {fmt} expects {len(keypoints.KEYPOINT_SETS[fmt])} keypoints "
+                        f"per pose; the array has {arr.shape[1]}")
+    notes = []
+    if fmt == "auto" and len(candidates) > 1 and np.isfinite(arr).all() and len(arr):
+        chosen, costs = keypoints.choose_by_geometry(candidates, arr, score, min_score) \
+            if arr.shape[1] == 17 else _choose_16(arr, score, min_score)
+        plausible = [c for c, v in costs.items() if v < keypoints.PLAUSIBLE_COST]
+        if chosen is None and len(plausible) > 1:
+            raise LiftError(f"{path}: {arr.shape[1]} points per pose fit both " + " and ".join(
+                f"{c} (cost {v:.2f})" for c, v in costs.items()) + "; give --format " + " or --format ".join(
+                candidates))
+        fmt = chosen or candidates[0]
+        if chosen and chosen != "h36m":
+            notes.append(f"read as {chosen} keypoints: their geometry fits ("
+                         + ", ".join(f"{c} {v:.2f}" for c, v in costs.items()) + "; lower is more human)")
+    elif fmt == "auto":
+        fmt = candidates[0]
+    if fmt == "h36m":
+        arr = check_poses(arr, path)
+        n = len(arr)
+        return Poses(arr, np.arange(n).astype(object), np.zeros(n, dtype=object), np.zeros(arr.shape[:2], bool),
+                     implausible_2d(arr), [], notes)
+    det = formats.array_detections(arr, score, fmt)
+    return detections_to_poses(det._replace(notes=notes), path, min_score, max_gap, strict)
 
 
-def fill_missing(xy, frame, person, path):
-    """Fill NaN joints of each person's sequence by linear interpolation over the
-    frames (held at the ends); refuse a joint that a single pose, or a whole
-    sequence, lacks. Returns (xy filled, filled mask (N, 17))."""
-    missing = np.isnan(xy).any(axis=-1)
-    xy = xy.copy()
-    for pid in np.unique(person):
-        rows = np.flatnonzero(person == pid)
-        rows = rows[np.argsort(frame[rows], kind="stable")]
-        for j in np.flatnonzero(missing[rows].any(axis=0)):
-            known = rows[~missing[rows, j]]
-            if len(known) == 0:
-                gap = rows[0]
-                where = (f"pose {gap} (frame {frame[gap]}, person {pid})" if len(rows) == 1
-                         else f"person {pid} (frames {frame[rows[0]]}-{frame[rows[-1]]})")
-                raise LiftError(f"{path}: {where}: joint {JOINTS[j]!r} is missing (no keypoint scored "
-                                f"at least --min-score) and cannot be filled from other frames")
-            gaps = rows[missing[rows, j]]
-            for c in (0, 1):
-                xy[gaps, j, c] = np.interp(frame[gaps], frame[known], xy[known, j, c])
-    return xy, missing
+def _with_root(arr):
+    return np.concatenate([((arr[:, 0] + arr[:, 3]) / 2)[:, None], arr], axis=1)
+
+
+def _choose_16(arr, score, min_score):
+    """16 points: Human3.6M's keypoints without the root, or MPII's."""
+    costs = {"h36m": keypoints.layout_cost(_with_root(arr)),
+             "mpii": keypoints.layout_cost(keypoints.to_h36m(arr, score, "mpii", min_score)[0])}
+    best = min(costs, key=costs.get)
+    other = costs["mpii" if best == "h36m" else "h36m"]
+    clear = costs[best] < keypoints.PLAUSIBLE_COST and \
+        other > max(keypoints.CLEAR_MARGIN * costs[best], costs[best] + keypoints.CLEAR_GAP)
+    return (best if clear else None), costs
+
+
+OPENPOSE_NAMES = {"body25": "BODY_25", "body25b": "BODY_25B"}
+
+
+def _openpose_set(det, path, min_score):
+    """BODY_25 or BODY_25B, both 25 keypoints: the geometry decides, else refuse."""
+    chosen, costs = keypoints.choose_by_geometry(("body25", "body25b"), det.xy, det.score, min_score)
+    if chosen is None:
+        raise LiftError(f"{path}: 25 OpenPose keypoints fit neither BODY_25 nor BODY_25B clearly "
+                        f"(costs {costs['body25']:.2f}, {costs['body25b']:.2f}); give --format body25 "
+                        f"or --format body25b")
+    return det._replace(keypoints=chosen, notes=det.notes + [f"OpenPose {OPENPOSE_NAMES[chosen]} (by its geometry)"])
+
+
+def detections_to_poses(det, path, min_score, max_gap, strict):
+    """Detections -> Poses: the 17 joints, tracks, gaps filled, incomplete people skipped."""
+    if det.keypoints == "body25|body25b":
+        det = _openpose_set(det, path, min_score)
+    unseen = np.all(det.xy == 0, axis=-1) | ~np.isfinite(det.xy).all(axis=-1)
+    score = np.where(unseen, 0.0, det.score)
+    xy, _ = keypoints.to_h36m(np.nan_to_num(det.xy), score, det.keypoints, min_score)
+    time = tracking.frame_steps(det.time)
+    track, person, how = tracking.assign_tracks(xy, time, det.person, det.video, max_gap)
+    if det.video:
+        xy, filled = tracking.fill_gaps(xy, time, track, max_gap)
+    else:
+        filled = np.zeros(xy.shape[:2], bool)
+    missing = np.isnan(xy[..., 0])
+    skipped, graded = list(det.skipped), not np.isin(det.score, (0, 1)).all()
+    for i in np.flatnonzero(missing.any(axis=1)):
+        joints = [JOINTS[j] for j in np.flatnonzero(missing[i])]
+        need = [k for j in np.flatnonzero(missing[i]) for k in _unseen(score[i], det.keypoints, j, min_score)]
+        skipped.append(f"{path}: frame {det.frame[i]}, person {person[i]}: joint {joints[0]!r}"
+                       + (f" (and {len(joints) - 1} more)" if len(joints) > 1 else "")
+                       + f" missing: {', '.join(dict.fromkeys(need)) or 'its keypoints'} unseen"
+                       + (f" (score below --min-score {min_score})" if graded else " (not labelled)")
+                       + ("" if det.video else "; a single image is not filled from others"))
+    if skipped and strict:
+        raise LiftError(f"{skipped[0]} (--strict: {len(skipped)} pose(s) incomplete)")
+    keep = ~missing.any(axis=1)
+    if not keep.any():
+        raise LiftError(f"nobody to lift: {skipped[0]}" + (f" (and {len(skipped) - 1} more)"
+                                                           if len(skipped) > 1 else ""))
+    order = np.lexsort((track[keep], det.time[keep]))
+    pixels = xy[keep][order]
+    check_poses(pixels, path)
+    notes = det.notes + [how]
+    return Poses(pixels, det.frame[keep][order], person[keep][order], filled[keep][order],
+                 implausible_2d(pixels), skipped, notes, det.keypoints)
+
+
+def _unseen(score_row, kset, j, min_score):
+    names = keypoints.KEYPOINT_SETS[kset]
+    if kset == "mpii":
+        return [k for k in keypoints.H36M_FROM_MPII[j] if not score_row[names.index(k)] >= max(min_score, 1e-12)]
+    if kset == "h36m":
+        return [JOINTS[j]]
+    return keypoints.unseen_sources(score_row, names, keypoints.table_for(kset), j, min_score)
 
 
 def _is_number(text):
@@ -165,8 +271,7 @@ def check_poses(arr, path):
     if bad.any():
         raise LiftError(f"{path}: pose {int(np.argmax(bad))} has NaN or infinite coordinates")
     if arr.shape[1] == 16:  # the root is the midpoint of the hips
-        root = (arr[:, 0] + arr[:, 3]) / 2
-        arr = np.concatenate([root[:, None], arr], axis=1)
+        arr = _with_root(arr)
     _, scale = normalise_2d(arr)
     if np.any(scale == 0):
         raise LiftError(f"{path}: pose {int(np.argmax(scale == 0))} is degenerate "
@@ -174,41 +279,146 @@ def check_poses(arr, path):
     return arr
 
 
-def lift_poses(gen, params, state, pose_px, per_pose_sign=False, perspective=None):
+def plot_rows(poses, frame=None, person=None, gif=False):
+    """The rows --plot draws: the pose of that frame and person (default: the first pose
+    with no filled joint), or for a .gif that person's whole sequence in frame order."""
+    same = lambda ids, want: np.array([str(v) == str(want) for v in ids])  # noqa: E731
+    pick = np.ones(len(poses.pixels), bool)
+    if person is not None:
+        pick &= same(poses.person, person)
+    if frame is not None and not gif:
+        pick &= same(poses.frame, frame)
+    if not pick.any():
+        wanted = ", ".join(f"{k} {v}" for k, v in (("frame", frame), ("person", person)) if v is not None)
+        raise LiftError(f"--plot: no lifted pose of {wanted} (frames and people are the output's ids)")
+    rows = np.flatnonzero(pick)
+    clean = rows[~poses.filled[rows].any(axis=1)]
+    first = (clean if len(clean) else rows)[0]
+    if not gif:
+        return np.array([first])
+    return np.flatnonzero(same(poses.person, poses.person[first]))
+
+
+def lift_poses(gen, params, state, pose_px, per_pose_sign=False, perspective=None, adapter=None):
     """Pixel poses (N, 17, 2) -> (normalised 3D (N, 17, 3), pixel-scale 3D (N, 17, 3)).
     per_pose_sign: the per-pose correction of orientation.py; perspective: the model's
-    camera (its configuration's), through which the 2D pose is unprojected at z_hat."""
+    camera (its configuration's), through which the 2D pose is unprojected at z_hat;
+    adapter: (net, params, state) of a 2D adapter (adapter.py), applied first."""
     pose_2d, scale = normalise_2d(pose_px)
+    root = pose_px[:, 0].astype(np.float64)
+    if adapter is not None:   # the adapted pose, in the image: (Y'_n s' + root') s + root
+        pose_2d, s, root_shift = adapt(*adapter, pose_2d)
+        root = root + root_shift * scale[:, None]
+        scale = scale * s
     z_hat = predict_depths(gen, params, state, pose_2d.astype(np.float32)).astype(np.float64)
     if per_pose_sign:
         z_hat = per_pose_correction(pose_2d, z_hat)[0]
     pose_3d = unproject_view(pose_2d, z_hat, perspective)
     pixels = pose_3d * scale[:, None, None]
-    pixels[..., :2] += pose_px[:, :1]
+    pixels[..., :2] += root[:, None]
     return pose_3d, pixels
 
 
-def write_poses(path, poses, pose_3d, pixels):
-    """Write the lifted poses, atomically (temporary file, then rename)."""
+def choose_adapter(adapters, keypoints, choice="auto"):
+    """The layout of the lifter's 2D adapter (adapter.py) to apply to a file of these
+    keypoints, or None: 'auto' takes 'mpii' for MPII's keypoints and 'noise' for any
+    other detector's, where the lifter has them; Human3.6M's own joints are lifted as
+    given. Other choices: 'none', or an adapter's name."""
+    if choice == "none":
+        return None
+    if choice != "auto":
+        if choice not in adapters:
+            raise LiftError(f"the model has no 2D adapter {choice!r} (it has: {', '.join(adapters) or 'none'})")
+        return choice
+    wanted = None if keypoints == "h36m" else "mpii" if keypoints == "mpii" else "noise"
+    return wanted if wanted in adapters else None
+
+
+def pose_flags(poses, pose_3d):
+    """Each pose's flags: 'filled: <joints>', 'implausible 2D: <reasons>', 'handedness: <tests failed>'."""
+    hand = handedness_failures(pose_3d)
+    flags = []
+    for i in range(len(pose_3d)):
+        row = []
+        if poses.filled[i].any():
+            row.append("filled: " + ", ".join(JOINTS[j] for j in np.flatnonzero(poses.filled[i])))
+        if poses.implausible and poses.implausible[i]:
+            row.append("implausible 2D: " + ", ".join(poses.implausible[i]))
+        if hand[i]:
+            row.append("handedness: " + ", ".join(hand[i]) + " test failed")
+        flags.append(row)
+    return flags
+
+
+def summary(poses, flags, input_path, output_path):
+    """The one line lift prints."""
+    count = lambda kind: sum(any(f.startswith(kind) for f in row) for row in flags)  # noqa: E731
+    people = len({str(p) for p in poses.person})
+    parts = [f"lifted {len(flags)} pose(s) of {people} person/people from {input_path} to {output_path}"]
+    if poses.skipped:
+        parts.append(f"skipped {len(poses.skipped)} pose(s) that could not be completed (warnings above)")
+    parts.append(f"{count('filled')} with joints filled over time, {count('implausible')} with an "
+                 f"implausible 2D skeleton, {count('handedness')} failing a handedness test (see 'flags')")
+    return "; ".join(parts)
+
+
+def _plain(v):
+    """A frame or person id as JSON and CSV write it (numbers stay numbers)."""
+    if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return int(v) if float(v).is_integer() else float(v)
+    return str(v)
+
+
+def ids_path(path):
+    """Where an .npy output's ids and flags go: <name>.ids.json beside it."""
+    return os.path.splitext(path)[0] + ".ids.json"
+
+
+def check_output(input_path, output_path):
+    """Refuse an output that is the input, or that would land among an OpenPose folder's frames."""
+    _format(output_path, "output", OUTPUTS)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(output_path))):
+        raise LiftError(f"{output_path}: the output folder does not exist")
+    targets = [output_path] + ([ids_path(output_path)] if output_path.lower().endswith(".npy") else [])
+    for target in targets:
+        if os.path.exists(target) and os.path.exists(input_path) and os.path.samefile(target, input_path):
+            raise LiftError(f"{target}: is the input file; write the 3D poses to another file")
+        if os.path.isdir(input_path) and target.lower().endswith(".json") and \
+                os.path.samefile(os.path.dirname(os.path.abspath(target)), input_path):
+            raise LiftError(f"{target}: is inside the input folder, among the frames it reads; "
+                            f"write the 3D poses elsewhere")
+
+
+def write_poses(path, poses, pose_3d, pixels, flags=None):
+    """Write the lifted poses with their ids and flags, atomically (temporary file, then rename)."""
     ext = _format(path, "output", OUTPUTS)
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise LiftError(f"{path}: the output folder does not exist")
+    flags = flags if flags is not None else pose_flags(poses, pose_3d)
     filled = [[JOINTS[j] for j in np.flatnonzero(row)] for row in poses.filled]
+    frame, person = [_plain(v) for v in poses.frame], [_plain(v) for v in poses.person]
+    ids = {"joints": JOINTS, "axes": AXES,
+           "units": {"pose_3d_normalised": "the 2D pose max-normalised into [-1, 1]",
+                     "pose_3d_pixels": "input pixels; depth in pixels of the same scale"},
+           "frame": frame, "person": person, "filled": filled, "flags": flags}
+    if not (np.isfinite(pose_3d).all() and np.isfinite(pixels).all()):
+        raise LiftError(f"{path}: the lifted poses hold NaN (a bug): nothing written")
     with atomic_write(path, suffix=ext) as tmp:
         if ext == ".npy":
             np.save(tmp, np.stack([pose_3d, pixels], axis=1).astype(np.float32))
+            with atomic_write(ids_path(path)) as tmp_ids, open(tmp_ids, "w") as f:
+                json.dump({**ids, "array": "(N, 2, 17, 3): [:, 0] pose_3d_normalised, [:, 1] pose_3d_pixels"},
+                          f, allow_nan=False)
         elif ext == ".csv":
             with open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["frame", "person"] + [f"{j}_{c}" for j in JOINTS for c in "xyz"] + ["filled"])
+                w.writerow(["frame", "person"] + [f"{j}_{c}" for j in JOINTS for c in "xyz"] + ["filled", "flags"])
                 for i in range(len(pixels)):
-                    w.writerow([int(poses.frame[i]), int(poses.person[i])]
-                               + [f"{v:.3f}" for v in pixels[i].ravel()] + [";".join(filled[i])])
+                    w.writerow([frame[i], person[i]] + [f"{v:.3f}" for v in pixels[i].ravel()]
+                               + [";".join(filled[i]), " | ".join(flags[i])])
         else:
             with open(tmp, "w") as f:
-                json.dump({"joints": JOINTS, "axes": AXES,
-                           "units": {"pose_3d_normalised": "the 2D pose max-normalised into [-1, 1]",
-                                     "pose_3d_pixels": "input pixels; depth in pixels of the same scale"},
-                           "frame": poses.frame.tolist(), "person": poses.person.tolist(), "filled": filled,
-                           "pose_3d_normalised": np.round(pose_3d, 6).tolist(),
-                           "pose_3d_pixels": np.round(pixels, 3).tolist()}, f)
+                json.dump({**ids, "pose_3d_normalised": np.round(pose_3d, 6).tolist(),
+                           "pose_3d_pixels": np.round(pixels, 3).tolist()}, f, allow_nan=False)

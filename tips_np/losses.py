@@ -95,9 +95,15 @@ def discriminator_loss(real_logits, fake_logits, real_target, fake_target, kind=
     return loss, grads[0], grads[1]
 
 
+def squared_error(y, target):
+    """The mean squared error of (N, K) arrays, (1/NK) sum (y - target)^2.
+    Returns (loss, d y)."""
+    n, k = y.shape
+    r = y - target
+    return (r * r).sum() / (n * k), (2.0 / (n * k)) * r
+
+
 def distillation_loss(z_student, z_teacher):
     """TIPS eqs. 7 and 10: (1/N) sum_i (G_TIPS(x_i, y_i) - z_hat_i)^2, the student
     matching the teachers' depths. (N, 16) each. Returns (loss, d z_student)."""
-    n, k = z_student.shape
-    r = z_student - z_teacher
-    return (r * r).sum() / (n * k), (2.0 / (n * k)) * r
+    return squared_error(z_student, z_teacher)

@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import cores
 from .backend import get_array_module, to_numpy
 from .errors import TipsError
 from .nn.mlp import MLP
@@ -46,7 +45,7 @@ class SplitCombine:
     def __init__(self, name, parts, enc_width, width, enc_blocks, blocks, activation, dropout):
         self.name = name
         # columns of the flattened (N, 32) keypoint vector that each part reads
-        self.columns = [np.array([c for j in PARTS[p] for c in (2 * (j - 1), 2 * (j - 1) + 1)])
+        self.columns = [np.array([2 * KEYPOINTS.index(j) + c for j in PARTS[p] for c in (0, 1)])
                         for p in parts]
         self.encoders = [MLP(f"{name}/{p}", len(cols), enc_width, enc_blocks, None, activation,
                              dropout=dropout) for p, cols in zip(parts, self.columns)]
@@ -93,8 +92,8 @@ class Group(NamedTuple):
 
 def _build_groups(parts, combine, width, blocks, activation, dropout):
     if parts == ["full"]:
-        return [Group("full", KEYPOINTS, MLP("G/full", 32, width, blocks, 16, activation, "tanh", dropout,
-                                             OUT_SCALE))]
+        return [Group("full", KEYPOINTS, MLP("G/full", 2 * len(KEYPOINTS), width, blocks, len(KEYPOINTS),
+                                             activation, "tanh", dropout, OUT_SCALE))]
     if combine:
         enc_blocks = max(blocks // 2, 1)
         net = SplitCombine("G/combine", parts, width, width, enc_blocks, blocks - enc_blocks,
@@ -102,6 +101,12 @@ def _build_groups(parts, combine, width, blocks, activation, dropout):
         return [Group("combine", KEYPOINTS, net)]
     return [Group(p, PARTS[p], MLP(f"G/{p}", 2 * len(PARTS[p]), width, blocks, len(PARTS[p]),
                                    activation, "tanh", dropout, OUT_SCALE)) for p in parts]
+
+
+def in_turn(fn, items, draws_random=False):
+    """[fn(*item) for item in items]: a generator's groups run one after another (the
+    default; a training loop may pass machine.side_by_side, with the same numbers)."""
+    return [fn(*item) for item in items]
 
 
 def count_params(nets):
@@ -116,11 +121,14 @@ class Generator:
     match_params=True narrows every network so the representation has about as
     many parameters as a full-pose generator of the given width (the
     representations paper compares at near-identical parameter counts).
+    run_groups(fn, items, draws_random) runs the groups' independent calls: in turn
+    (in_turn), or each on its own core (machine.side_by_side, which train passes).
     """
 
     def __init__(self, parts, combine=False, width=256, blocks=2, activation="relu",
-                 dropout=0.0, match_params=False):
+                 dropout=0.0, match_params=False, run_groups=in_turn):
         self.parts, self.combine, self.blocks, self.dropout = list(parts), bool(combine), blocks, dropout
+        self.run_groups = run_groups
         if self.combine and self.parts == ["full"]:
             raise ConfigError("--combine needs a split representation (torso,legs or the five limbs): "
                               "the full pose has no parts to recombine")
@@ -145,13 +153,13 @@ class Generator:
 
     def lift(self, params, pose_2d, train=True, state=None, rng=None):
         """Eq. 1: pose_2d (N, 17, 2) -> z_hat (N, 17) (root depth 0), caches per group
-        (each group's network on its own core where cores.py says so)."""
+        (the groups' networks called by run_groups)."""
         xp = get_array_module(pose_2d)
         n = len(pose_2d)
         z_hat = xp.zeros(pose_2d.shape[:2], pose_2d.dtype)
-        out = cores.side_by_side(lambda joints, net: net.forward(params, pose_2d[:, joints].reshape(n, -1), train,
-                                                                 state, rng),
-                                 ((joints, net) for _, joints, net in self.groups), train and self.draws_random)
+        out = self.run_groups(lambda joints, net: net.forward(params, pose_2d[:, joints].reshape(n, -1), train,
+                                                              state, rng),
+                              ((joints, net) for _, joints, net in self.groups), train and self.draws_random)
         for (_, joints, _), (z, _) in zip(self.groups, out):
             z_hat[:, joints] = z
         return z_hat, [c for _, c in out]
@@ -172,15 +180,16 @@ def make_discriminator(width, blocks, activation="leaky_relu"):
     """D: the full 16-keypoint 2D pose -> one logit (probability = sigmoid(logit)
     for the BCE loss; the raw value for LSGAN). One residual block fewer than the
     generators (TIPS), at least one."""
-    return MLP("D", 32, width, max(blocks - 1, 1), 1, activation)
+    return MLP("D", 2 * len(KEYPOINTS), width, max(blocks - 1, 1), 1, activation)
 
 
-def build(config):
-    """(generator, discriminator) of a run's config; a distilled student has none."""
+def build(config, run_groups=in_turn):
+    """(generator, discriminator) of a run's config; a distilled student has none.
+    run_groups: see Generator."""
     if config.get("w_inf") and config["combine"]:
         raise ConfigError("--w-inf needs independent networks: split and recombine has no tangent rule yet")
     gen = Generator(config["parts"], config["combine"], config["width"], config["blocks"],
-                    config["activation"], config["dropout"], config["match_params"])
+                    config["activation"], config["dropout"], config["match_params"], run_groups)
     if config.get("teacher"):
         return gen, None
     return gen, make_discriminator(config["width"], config["blocks"])

@@ -3,7 +3,7 @@
 Poses are arrays (N, 17, 2|3): joint 0 is the root (hip midpoint, at the origin
 once root-centred), joints 1..16 are the N = 16 keypoints the networks see.
 """
-# Index of each of the 17 joints in Human3.6M's 32 (data README).
+# Index of each of the 17 joints in Human3.6M's 32 (docs/data.md).
 H36M_INDEX = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
 
 JOINTS = ["hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",

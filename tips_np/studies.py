@@ -7,7 +7,7 @@ summary also comes as an oracle, labelled so, taking at each epoch the better of
 the two signs by the test split's 3D poses: where it differs from the measured
 one, a run ended on the wrong sign or a mixture.
 
-Validation curves (README, "Accuracy per CPU hour"): runs trained with a held-out
+Validation curves (docs/results.md): runs trained with a held-out
 subject (train --val-subject) side by side, validation P-MPJPE against training
 seconds, so recipes compare at equal CPU time.
 
@@ -27,6 +27,8 @@ from .draw import plotting
 from .errors import TipsError
 from .model import predict_depths
 from .skeleton import JOINTS, KEYPOINTS
+
+KEYPOINT_NAMES = [JOINTS[j] for j in KEYPOINTS]   # the sensitivity matrix's rows and columns
 
 SIGN_RESOLVED = " (oracle: better sign by test 3D)"
 
@@ -89,8 +91,8 @@ def summarise_stability(curves, window=0.4):
     epochs = curves[0][0]
     for e, _ in curves:
         if not np.array_equal(e, epochs):
-            raise StudyError("the runs were evaluated at different epochs (was --eval-every changed "
-                             "between runs of one study?)")
+            raise StudyError("the runs were evaluated at different epochs (runs of another number of "
+                             "epochs, or trained with another eval_every, in one study's folder?)")
     errors = np.stack([c for _, c in curves])                  # (seeds, epochs)
     late = epochs > epochs[-1] * (1 - window)
     return {
@@ -136,13 +138,13 @@ def sensitivity(gen, params, state, pose_2d, factors=FACTORS, batch_size=8192, p
 
     Returns (matrix (16, 16): mean over poses and factors, row i = moved keypoint,
     column j = depth; curves (16, F, 16): mean change per factor)."""
-    base = predict_depths(gen, params, state, pose_2d, batch_size)[:, 1:]
+    base = predict_depths(gen, params, state, pose_2d, batch_size)[:, KEYPOINTS]
     curves = np.zeros((len(KEYPOINTS), len(factors), len(KEYPOINTS)))
     for i, joint in enumerate(KEYPOINTS):
         for fi, f in enumerate(factors):
             moved = pose_2d.copy()
             moved[:, joint] *= 1 + f
-            z = predict_depths(gen, params, state, moved, batch_size)[:, 1:]
+            z = predict_depths(gen, params, state, moved, batch_size)[:, KEYPOINTS]
             curves[i, fi] = np.abs(z - base).mean(axis=0)
         if progress:
             progress(1)
@@ -172,7 +174,7 @@ def correlation_study(model, pair, poses, data=None, xp=np, out=None, progress=N
 
 
 def write_matrix_csv(path, matrix):
-    names = JOINTS[1:]
+    names = KEYPOINT_NAMES
     with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["moved keypoint \\ depth of"] + names)
@@ -183,7 +185,7 @@ def write_matrix_csv(path, matrix):
 def write_pair_csv(path, curves, moved, depth):
     """The paper's Fig. 2 as numbers: for each change of the moved keypoint, the
     mean |change| of the other keypoint's depth and of its own."""
-    i, j = JOINTS[1:].index(moved), JOINTS[1:].index(depth)
+    i, j = KEYPOINT_NAMES.index(moved), KEYPOINT_NAMES.index(depth)
     with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow([f"change of {moved} (%)", f"depth of {depth}", f"depth of {moved}"])
@@ -225,6 +227,11 @@ def read_curves(runs):
     return curves
 
 
+# A run whose last validation came within 3% of a mark has lasted that long: validations
+# fall every few hundred steps, so the last one of a run of m minutes lands just short of m.
+MARK_SLACK = 0.03
+
+
 def format_curves(curves, marks=(5, 10, 20, 30, 60, 120)):
     """Each run's validation P-MPJPE at the last validation within each mark (minutes
     of training; '-' where the run was shorter), its last and its best."""
@@ -233,7 +240,7 @@ def format_curves(curves, marks=(5, 10, 20, 30, 60, 120)):
         cells = []
         for m in marks:
             within = [r["val_p_mpjpe"] for r in rows if r["seconds"] <= 60 * m]
-            lasted = rows[-1]["seconds"] >= 0.97 * 60 * m  # the last validation falls just short of a mark
+            lasted = rows[-1]["seconds"] >= (1 - MARK_SLACK) * 60 * m
             cells.append(f"{within[-1]:8.1f}" if lasted and within else "       -")
         lines.append(label.ljust(24) + "".join(cells) + f"{rows[-1]['val_p_mpjpe']:9.1f}"
                      f"{min(r['val_p_mpjpe'] for r in rows):9.1f}{rows[-1]['seconds'] / 60:9.1f}")
@@ -256,11 +263,11 @@ def plot_curves(path, curves):
 
 def plot_correlations(path, matrix, curves, pair, title):
     plt = plotting()
-    names = JOINTS[1:]
+    names = KEYPOINT_NAMES
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 6))
     im = ax.imshow(matrix, cmap="viridis")
-    ax.set_xticks(range(16), names, rotation=90)
-    ax.set_yticks(range(16), names)
+    ax.set_xticks(range(len(names)), names, rotation=90)
+    ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted depth of")
     ax.set_ylabel("moved 2D keypoint")
     ax.set_title(title)

@@ -12,12 +12,14 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
-from . import checkpoint, cores, dataset
-from .atomic import atomic_write
+from . import checkpoint, dataset, machine
+from .atomic import atomic_write, make_folder
 from .backend import to_device, to_numpy, use_device
 from .cycle import draw_randomness, flatten_losses, train_step
 from .distill import distill_step
@@ -42,13 +44,15 @@ RECIPES = {
     # --blocks 4 --batch-size 8192)
     "paper": dict(adv_scale=1.0, real_label=1.0, lr_schedule="constant", lr=2e-4, d_lr_scale=1.0, d_every=1,
                   view_pitch=0.0),
-    # the most accurate per CPU second found (README, "Accuracy per CPU hour"): a strong
+    # the most accurate per CPU second found (docs/walkthrough.md, section 8): a strong
     # adversarial term, a slower discriminator, views turned about the body's axis, the
     # 2D poses taken as pinhole views (Human3.6M's cameras stand about 5.5 units away)
     "cpu": dict(adv_scale=7.5, real_label=0.8, lr_schedule="cosine", lr=1e-4, d_lr_scale=0.25, d_every=1,
                 view_pitch=12.0, perspective=5.5),
 }
 LR_FLOOR = 0.01  # the cosine schedule ends at 1% of the initial learning rate
+RUN_FILES = ("checkpoint.h5", "log.csv", "val.csv", "best.h5")  # a folder holding any of these holds a run
+RESUMABLE = ("epochs", "device")  # all a resume may change of a run's configuration
 
 
 def learning_rate(config, step, total_steps):
@@ -63,6 +67,63 @@ def learning_rate(config, step, total_steps):
 
 class Diverged(TipsError):
     """A loss became NaN or infinite."""
+
+
+class RunError(TipsError):
+    """A run folder or an option this run cannot honour; the message names the
+    option that would proceed."""
+
+
+def option_name(key):
+    return "TEACHER" if key == "teacher" else "--" + key.replace("_", "-")
+
+
+def check_options(config):
+    """Refuse, at the door, learning rates no run can train with."""
+    for key in ("lr", "d_lr_scale"):
+        v = config[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise RunError(f"{option_name(key)} {v}: expected a finite number above 0")
+
+
+def check_run_folder(run_dir, resume, overwrite):
+    """A new run refuses a folder that holds one (unless overwrite); a resume needs its checkpoint."""
+    if resume and overwrite:
+        raise RunError("--resume continues a run and --overwrite starts it over: give one of them")
+    found = [name for name in RUN_FILES if os.path.exists(os.path.join(run_dir, name))]
+    if resume and "checkpoint.h5" not in found:
+        raise RunError(f"{run_dir}: no checkpoint.h5 to resume from; leave out --resume to start a run there")
+    if found and not resume and not overwrite:
+        raise RunError(f"{run_dir} already holds a run ({', '.join(found)}); --resume continues it, "
+                       f"--overwrite starts it over")
+
+
+def _same(key, a, b):
+    if key == "data":  # (None: the shipped sample)
+        a, b = (os.path.realpath(v or dataset.DEFAULT_DATA) for v in (a, b))
+    elif key == "teacher" and a and b:
+        a, b = os.path.realpath(a), os.path.realpath(b)
+    elif key == "perspective":  # (0: orthographic, None)
+        a, b = a or None, b or None
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def _show(v):
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def check_resume(given, saved, path):
+    """Refuse a resume given options that differ from the run's own configuration
+    (all but RESUMABLE are the checkpoint's), naming each. A recipe's entry given
+    as None ("the recipe's") is not a value given."""
+    recipe_keys = set().union(*RECIPES.values())
+    differ = [f"{option_name(k)} {_show(v)} (the run's: {_show(saved[k])})" for k, v in given.items()
+              if k not in RESUMABLE and k in saved and not (v is None and k in recipe_keys)
+              and not _same(k, v, saved[k])]
+    if differ:
+        raise RunError(f"{path}: --resume cannot change the run's configuration: {'; '.join(differ)}; leave "
+                       f"{'it' if len(differ) == 1 else 'them'} out to continue the run, or give --overwrite to "
+                       f"start over")
 
 
 def mean_losses(history):
@@ -80,20 +141,38 @@ def resolve(config):
     return {**config, "perspective": config["perspective"] or None}
 
 
-def train(config, run_dir, resume=False, echo=print, progressbar=None):
+def train(config, run_dir, resume=False, echo=print, progressbar=None, overwrite=False):
     """Train and return the final evaluation. `progressbar(length, label)` gives a
-    context manager with .update(n, text) (click's), or None for silence."""
-    config = resolve(config)
+    context manager with .update(n, text) (click's), or None for silence.
+
+    A folder that holds a run is refused unless `resume` (continue it: every entry
+    of `config` but the epochs and the device must agree with the checkpoint's) or
+    `overwrite` (start over: its checkpoints, logs and evaluations are deleted). A
+    new run that fails before its first checkpoint leaves no folder behind."""
+    new_folder = not os.path.exists(run_dir)
+    try:
+        return _train(config, run_dir, resume, echo, progressbar, overwrite)
+    except BaseException:
+        if new_folder and not os.path.exists(os.path.join(run_dir, "checkpoint.h5")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train(config, run_dir, resume, echo, progressbar, overwrite):
+    check_run_folder(run_dir, resume, overwrite)
+    given, config = config, resolve(config)
+    check_options(config)
     xp = use_device(config["device"])
     ckpt_path, log_path = os.path.join(run_dir, "checkpoint.h5"), os.path.join(run_dir, "log.csv")
     if resume:  # the run's own configuration; only the epochs and the device may change
         ckpt = checkpoint.load(ckpt_path)
+        check_resume(given, {**DEFAULTS, **ckpt["config"]}, ckpt_path)
         config = {**DEFAULTS, **ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
         if config["lr_schedule"] != "constant" and config["epochs"] != ckpt["config"]["epochs"]:
             echo(f"the {config['lr_schedule']} schedule now spans {config['epochs']} epochs, not "
                  f"{ckpt['config']['epochs']}: the learning rate follows the new schedule from here")
-    gen, disc = build(config)
-    on_cores = cores.use(cores.best(gen, config["batch_size"])
+    gen, disc = build(config, machine.side_by_side)  # the groups on their own cores where machine.best says
+    on_cores = machine.use(machine.best(gen, config["batch_size"])
                          if config["device"] == "cpu" and disc is not None else "products")
     rng = np.random.default_rng(config["seed"])
     params, state = init_networks([gen] + ([disc] if disc is not None else []), rng)
@@ -109,10 +188,16 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
     params, state, opt.state = to_device(params, xp), to_device(state, xp), to_device(opt.state, xp)
 
     trainset = dataset.load(config["data"], "train")
-    testset = dataset.load(config["data"], "test")
+    testset = dataset.load(config["data"], "test") if trainset.has_3d.any() else None   # (None: 2D only)
     valset = None
     if config["val_subject"] is not None:
+        if testset is None:
+            raise RunError(f"{config['data']}: --val-subject scores 3D poses, and this file has none (2D only)")
         trainset, valset = trainset.hold_out(config["val_subject"])
+        valset = valset.with_3d()
+    if config["batch_size"] > len(trainset):
+        raise RunError(f"--batch-size {config['batch_size']}: more than the {len(trainset):,} training poses of "
+                       f"{config['data'] or dataset.DEFAULT_DATA}; give at most {len(trainset):,}")
     train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
     azimuth = math.radians(config["azimuth"])
     orient_2d = orientation_poses(trainset.pose_2d)
@@ -133,17 +218,23 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
                               config["adv_scale"], config["real_label"], global_step % config["d_every"] == 0,
                               math.radians(config["view_pitch"]), config["weigh_facing"])
         critic = f"discriminator {disc.n_params():,}"
-    os.makedirs(run_dir, exist_ok=True)  # only now that the data, the teachers and any checkpoint loaded
+    make_folder(run_dir)  # only now that the data, the teachers and any checkpoint loaded
     echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
          f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
          f"{gen.n_params():,} parameters; {critic}; "
-         f"{len(trainset):,} training and {len(testset):,} test poses"
+         f"{len(trainset):,} training and "
+         + (f"{len(testset):,} test poses" if testset else "no test poses (the file has no 3D poses)")
          + (f"; subject {config['val_subject']} held out ({len(valset):,} validation poses)" if valset else "")
          + ("; each generator on its own core" if on_cores == "groups" else ""))
     val_path = os.path.join(run_dir, "val.csv")
-    for path in (log_path, val_path):
-        if resume is False and os.path.exists(path):
-            os.remove(path)
+    if overwrite:  # the run it starts over: its checkpoints, logs and evaluations
+        for name in sorted(os.listdir(run_dir)):
+            if name in RUN_FILES or name.startswith(("evaluation.", "best.evaluation.")):
+                os.remove(os.path.join(run_dir, name))
+    if resume and "log_row" in ckpt["attrs"]:  # stopped between its checkpoint and its log: the log catches up
+        row = json.loads(ckpt["attrs"]["log_row"])
+        if _last(log_path) != row["epoch"]:
+            _append_csv(log_path, row)
     steps_per_epoch = max(len(trainset) // config["batch_size"], 1)
     total_steps = steps_per_epoch * config["epochs"]
     elapsed = json.loads(ckpt["attrs"].get("elapsed", "0")) if resume else 0.0  # training seconds so far
@@ -198,28 +289,30 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None):
                 b.update(1, running)
         losses = mean_losses(history)
         if not all(math.isfinite(v) for v in losses.values()):
-            raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); "
-                           f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})")
+            kept = f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})" if epoch > 1 else "nothing kept"
+            raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); {kept}; "
+                           f"a smaller --lr may help")
         seconds = time.time() - t0
         report, val_row = validate(epoch, epoch * steps_per_epoch, elapsed + seconds)
         elapsed += seconds
         row = {"epoch": epoch, "seconds": round(seconds, 2), **{k: round(v, 6) for k, v in losses.items()},
                **{f"{g}/{k}": round(float(v), 4) for g, r in report.items() for k, v in r.items()}, **val_row}
-        if valset is None and (epoch % config["eval_every"] == 0 or epoch == config["epochs"]):
+        if valset is None and testset is not None and (epoch % config["eval_every"] == 0
+                                                       or epoch == config["epochs"]):
             result = score(testset)
             row.update({"p_mpjpe": round(result["P-MPJPE"]["Average"], 2),
                         "p_mpjpe_reflection": round(result["P-MPJPE reflection allowed"]["Average"], 2),
                         "n_mpjpe": round(result["N-MPJPE"]["Average"], 2),
                         "p_mpjpe_mirrored": round(result["P-MPJPE mirrored"]["Average"], 2)})
-        _append_csv(log_path, row)
-        checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng,
-                        extra={"oriented": True, "elapsed": round(elapsed, 3), "best": best})
+        with _appending_csv(log_path, row):  # the log's row lands once the checkpoint has (which keeps it too)
+            checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng,
+                            extra={"oriented": True, "elapsed": round(elapsed, 3), "best": best, "log_row": row})
         echo(_describe(row, report))
     if valset is not None:  # the test split scored once, on the weights that validated best
         echo(f"best validation P-MPJPE {best['val_p_mpjpe']:.1f} mm at step {best['step']} "
              f"(epoch {best['epoch']}): {best_path}, scored on the test split")
-        gen, params, state = checkpoint.load_model(checkpoint.load(best_path), xp)
-    if valset is not None or result is None:  # (or resumed with nothing left to train)
+        _, params, state = checkpoint.load_model(checkpoint.load(best_path), xp)  # (gen: the same networks)
+    if testset is not None and (valset is not None or result is None):  # (or resumed with nothing left)
         result = score(testset)
     return config, result
 
@@ -237,19 +330,38 @@ def _describe(row, report):
     return text
 
 
-def _append_csv(path, row, key="epoch"):
+@contextmanager
+def _appending_csv(path, row, key="epoch"):
     """Append one row; the header is written with the first row. Rows after a
-    resume replace the rows they repeat (by `key`, epoch or step)."""
+    resume replace the rows they repeat (by `key`, epoch or step). The new file is
+    written to a temporary one and renamed onto `path` only once the body of the
+    with-statement has run (and not if it fails)."""
     rows = []
     if os.path.exists(path):
         with open(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if int(r[key]) < row[key]]
     rows.append(row)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fields)
-        w.writeheader()
-        w.writerows(rows)
+    with atomic_write(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fields)
+            w.writeheader()
+            w.writerows(rows)
+        yield
+
+
+def _append_csv(path, row, key="epoch"):
+    with _appending_csv(path, row, key):
+        pass
+
+
+def _last(path, key="epoch"):
+    """The `key` of the last row of a CSV log, or None."""
+    if not os.path.exists(path):
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return int(rows[-1][key]) if rows else None
 
 
 class _NoBar:

@@ -1,5 +1,14 @@
-"""Two CPU cores, two ways to use them in a training step.
+"""Machine tuning: how a CPU run uses this machine's threads, memory and cores.
 
+Nothing here changes a number the method computes; it only changes how fast a step
+runs. The method's modules (nn/, geometry, losses, model, cycle, orientation,
+distill) do not import it (tests/test_machine.py holds that): the command line
+applies the tuning (cli.py: quiet_idle_blas_threads before NumPy loads,
+keep_freed_memory before a command runs) and the training loop hands the
+generator `side_by_side` as the way to run its groups (model.Generator's
+run_groups; the method's own default runs them in turn).
+
+Two CPU cores, two ways to use them in a training step:
 'products' (NumPy's own way): OpenBLAS spreads every matrix product over all cores;
 everything else (batch-norm, activations, the geometry, Adam) runs on one.
 'groups': TIPS's generators are independent (section 3), so each group's network is
@@ -10,14 +19,10 @@ of the gradients and statistics, so running them side by side or in turn gives t
 numbers; the groups' products on one thread round differently from products on two, so
 a run keeps one way throughout (train decides with best(), from the configuration and the
 machine: a run resumed on a machine with other cores may round differently).
-
-OpenBLAS's idle threads spin for about 0.1 s after each product before they sleep, and
-while the groups run that steals a core from them; tips_np/__init__.py asks OpenBLAS,
-before NumPy loads it, to let them sleep after about 20 us (OPENBLAS_THREAD_TIMEOUT),
-and best() uses 'groups' only where that took effect.
 """
 import ctypes
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -25,6 +30,40 @@ _mode = "products"
 _pool = None
 _blas = None       # (set_num_threads, get_num_threads) of the OpenBLAS NumPy uses, or False
 _threads = None    # OpenBLAS's thread count outside the groups
+
+
+def quiet_idle_blas_threads():
+    """Ask OpenBLAS, before NumPy loads it, to let its idle threads sleep after 2^16
+    cycles (about 20 us) instead of spinning for 2^28 (0.1 s) after each product:
+    spinning, they steal a core from the groups running side by side, and best()
+    uses 'groups' only where this took effect. Returns whether it is in effect
+    (False where NumPy was loaded first, unless the environment already asked)."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+    return _blas_quiet()
+
+
+def _blas_quiet():
+    return int(os.environ.get("OPENBLAS_THREAD_TIMEOUT", "28")) <= 16  # log2 of the cycles spun
+
+
+def keep_freed_memory(mmap_threshold=32 << 20, trim_threshold=1 << 30):
+    """Ask glibc's malloc to keep the memory a training step frees for the next step.
+
+    A step allocates and frees arrays of the same sizes hundreds of times. By default
+    glibc hands freed memory at the heap's top back to the kernel (and serves some
+    arrays with fresh mmap'd pages), so every step page-faults its arrays in again:
+    about 2,900 faults per step at width 256, batch 256 (6 ms of kernel time in a
+    55 ms step), 9,400 at width 1024, batch 1024 (0.3 s of kernel time). Here arrays below
+    mmap_threshold (glibc's own ceiling for it, 32 MiB) come from the heap, and the
+    heap gives memory back only once trim_threshold lies free at its top: no faults
+    once warm, the same peak. Returns False where libc has no mallopt (not glibc)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's malloc.h
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
 
 
 def _openblas():
@@ -60,11 +99,10 @@ def best(gen, batch, memory_limit=2 ** 30):
     once, each caching about three (4 batch, width) float32 arrays per dense unit
     (3.4 GB more at width 1024, 4 blocks, batch 8192: peak 8.4 GB against 5.0), and
     'groups' is kept to where that is below memory_limit. 'products' otherwise."""
-    quiet = int(os.environ.get("OPENBLAS_THREAD_TIMEOUT", "28")) <= 16  # log2 of the cycles spun
     n_cores = os.cpu_count() or 1
     stacked_call_bytes = 3 * (4 * batch) * gen.width * 4 * (1 + 2 * gen.blocks)
     fits = (n_cores - 1) * stacked_call_bytes < memory_limit
-    ok = 2 <= n_cores <= len(gen.groups) and quiet and _openblas() and not gen.draws_random and fits
+    ok = 2 <= n_cores <= len(gen.groups) and _blas_quiet() and _openblas() and not gen.draws_random and fits
     return "groups" if ok else "products"
 
 
@@ -100,7 +138,7 @@ def _one_blas_thread():
 def side_by_side(fn, items, draws_random=False):
     """[fn(*item) for item in items]: in 'groups' mode each call on its own core with
     OpenBLAS on one thread; in turn otherwise, or if fn draws random numbers (they
-    must come in order)."""
+    must come in order). A model.Generator's run_groups."""
     items = list(items)
     if _mode != "groups" or draws_random or len(items) < 2:
         return [fn(*item) for item in items]
