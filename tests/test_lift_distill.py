@@ -243,6 +243,10 @@ def test_the_shipped_lifter_faces_the_right_way_and_beats_flat_poses():
     assert os.path.getsize(checkpoint.PRETRAINED) <= 5e6
     ckpt = checkpoint.load(checkpoint.PRETRAINED)
     assert not ckpt["adam"] and not any(k.startswith("D/") for k in ckpt["params"])
+    # the 2D adapters lift uses for a detector's keypoints (docs/results.md), chosen on subject 8
+    from tips_np.fit_adapter import load_adapters
+    assert set(load_adapters(ckpt)) == {"mpii", "noise"}
+    assert all(a["val_subject"] == 8 for a in ckpt["config"]["adapters"].values())
     from tips_np.evaluate import evaluate_depths
     test = dataset.load(None, "test")
     result = evaluate_depths(predict_depths(*checkpoint.load_model(ckpt), test.pose_2d), test,
