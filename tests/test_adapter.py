@@ -130,10 +130,10 @@ def test_floor_is_zero_for_exact_orthographic_input(rng):
 
 
 def test_noise_targets_are_the_clean_pose_in_the_noisy_frame(rng):
-    clean = rng.uniform(-1, 1, (5, 17, 2))
-    clean -= clean[:, :1]
+    clean, _ = dataset.normalise_2d(rng.uniform(-1, 1, (5, 17, 2)))
     scale = np.full(5, 120.0)
-    noisy, target = adapter.noisy_pairs(clean, scale, 10.0, rng)
+    noisy, target, noisy_scale = adapter.noisy_pairs(clean, scale, 10.0, rng)
+    assert np.all(np.abs(noisy_scale / scale - 1) < 0.3)
     assert np.allclose(noisy[:, 0], 0) and np.allclose(np.abs(noisy).max(axis=(1, 2)), 1)
     # the noisy pose's own frame: its root at 0; the clean pose differs by noise only
     assert not np.allclose(target, noisy) and np.abs(target - noisy).max() < 0.6
@@ -216,7 +216,7 @@ def test_evaluate_scores_the_input_given_with_its_adapter_and_floor(fitted, det_
     assert next(v for k, v in raw.items() if k.startswith("floor"))["Average"] == pytest.approx(floor_given)
     evaluate.evaluate_runs([out], det_data, noise=5.0, seed=3, echo=lines.append)
     assert os.path.isfile(os.path.join(os.path.dirname(out), "lifter.evaluation.data.noise5-seed3.json"))
-    with pytest.raises(evaluate.EvaluationError, match="no adapter 'noise'"):
+    with pytest.raises(adapter.AdapterError, match="no 2D adapter 'noise'"):
         evaluate.evaluate_runs([out], det_data, adapter="noise", echo=lines.append)
 
 

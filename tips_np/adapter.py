@@ -19,11 +19,36 @@ import numpy as np
 
 from .backend import get_array_module, to_numpy
 from .dataset import normalise_2d
+from .errors import TipsError
 from .losses import squared_error
 from .nn.mlp import MLP
 from .skeleton import JOINTS
 
 OUT_SCALE = 0.01   # A starts near zero: the adapter starts as the identity
+
+
+class AdapterError(TipsError):
+    """A 2D adapter asked for that the lifter does not hold."""
+
+
+def suited(keypoints="h36m", noise=0.0):
+    """The layout of the adapter that suits an input: 'mpii' for MPII's keypoints, 'noise'
+    for any other detector's (or noisy 2D), None for Human3.6M's own clean joints."""
+    if keypoints == "mpii":
+        return "mpii"
+    return "noise" if keypoints != "h36m" or noise else None
+
+
+def choose_adapter(have, wanted, choice="auto"):
+    """The layout of the lifter's adapter to apply, or None: under 'auto', `wanted`
+    (suited()) where the lifter has it; 'none'; or a layout by name."""
+    if choice == "none":
+        return None
+    if choice != "auto":
+        if choice not in have:
+            raise AdapterError(f"the lifter has no 2D adapter {choice!r} (it has: {', '.join(have) or 'none'})")
+        return choice
+    return wanted if wanted in have else None
 
 
 def make_adapter(layout, width=128, blocks=2):
@@ -75,19 +100,12 @@ def adapt(net, params, state, pose_2d, batch_size=8192):
     return adapted_2d, scale, adapted[:, 0]
 
 
-def evaluate_adapter(net, params, state, pose_2d, target):
-    """Mean distance per joint between Y' and P, in Y's normalised units (N,)."""
-    adapted_2d, scale, root = adapt(net, params, state, pose_2d)
-    back = adapted_2d * scale[:, None, None] + root[:, None]
-    return np.linalg.norm(back - target, axis=-1).mean(axis=1)
-
-
-
 def noisy_pairs(pose_2d, scale, sigma_max, rng):
     """Pairs for the 'noise' adapter: each clean pose with Gaussian noise of a random
-    sigma in [0, sigma_max] pixels, and the clean pose in the noisy pose's frame."""
+    sigma in [0, sigma_max] pixels, the clean pose in the noisy pose's frame, and the
+    noisy pose's scale in pixels."""
     noisy, s, root = add_noise(pose_2d, scale, rng.uniform(0, sigma_max, len(pose_2d)), rng)
-    return noisy, (pose_2d - root[:, None]) / s[:, None, None]
+    return noisy, (pose_2d - root[:, None]) / s[:, None, None], s * scale
 
 
 def train_adapter(net, params, state, opt, draw_batch, steps, epochs, rng, lr_at=None, validate=None,

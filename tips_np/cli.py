@@ -424,12 +424,12 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
     (the file's track ids, else a small tracker); a pose missing a joint that
     cannot be filled is skipped with a warning; every pose carries flags. A
     detector's keypoints first pass the lifter's 2D adapter (--adapter)."""
+    from .adapter import choose_adapter, suited
     from .backend import use_device
     from .checkpoint import PRETRAINED, load, load_model
     from .draw import NO_PLOT, plot_lifted
     from .fit_adapter import load_adapters
-    from .lifting import (SHOWN, check_output, choose_adapter, lift_poses, plot_rows, pose_flags, read_poses,
-                          summary, write_poses)
+    from .lifting import SHOWN, check_output, lift_poses, plot_rows, pose_flags, read_poses, summary, write_poses
     check_output(input_path, output_path)
     poses = read_poses(input_path, fmt, min_score, max_gap, strict)
     for line in poses.notes:
@@ -443,7 +443,7 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
     xp = use_device(device)
     gen, params, state = load_model(ckpt, xp, click.echo)
     adapters = load_adapters(ckpt, xp)
-    layout = choose_adapter(adapters, poses.keypoints, adapter)
+    layout = choose_adapter(adapters, suited(poses.keypoints), adapter)
     if layout is not None:
         click.echo(f"{poses.keypoints} keypoints: the lifter's 2D adapter A/{layout} moves them towards the "
                    f"2D it was trained on (--adapter none lifts them as read)")

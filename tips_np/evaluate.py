@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from . import checkpoint, dataset
+from .adapter import adapt, add_noise, choose_adapter, suited
 from .atomic import atomic_write, make_folder
 from .errors import TipsError
 from .geometry import unproject_view
@@ -128,7 +129,6 @@ def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None):
     orthographic projections (x, y of the 3D pose, as the TIPS authors' code scores),
     with Gaussian noise of `noise` pixels drawn from `seed`. Returns (set, variant:
     a name for the result files, '' for the test split's clean projections)."""
-    from .adapter import add_noise
     if subject is None:
         split = dataset.load(path, "test")
     else:
@@ -147,20 +147,6 @@ def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None):
     return split, variant
 
 
-def choose_adapter(ckpt, inputs, noise, choice="auto"):
-    """The layout of the lifter's adapter that suits the input, or None: 'auto' takes
-    'mpii' for detections and 'noise' for noisy projections, where the lifter has one."""
-    have = ckpt["config"].get("adapters", {})
-    if choice == "none":
-        return None
-    if choice != "auto":
-        if choice not in have:
-            raise EvaluationError(f"{ckpt['path']}: no adapter '{choice}' (it has: {', '.join(have) or 'none'})")
-        return choice
-    wanted = "mpii" if inputs == "detections" else "noise" if noise else None
-    return wanted if wanted in have else None
-
-
 def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print, overwrite=False, inputs="projections",
                   noise=0.0, seed=0, subject=None, adapter="auto"):
     """Evaluate trained models (run folders or checkpoints) side by side on the
@@ -171,7 +157,7 @@ def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print, overw
     records the data file; one made from another file is replaced only if
     `overwrite`. per_pose_sign applies the per-pose correction of orientation.py
     first. inputs, noise, seed, subject: the 2D given (scoring_set; the result files'
-    names say which); adapter: the lifter's 2D adapter to apply (choose_adapter).
+    names say which); adapter: the lifter's 2D adapter to apply (adapter.choose_adapter).
     Returns rows for format_table: each model's metrics, then the z_hat = 0 baseline
     and the floor (the input's x, y with the true depths) of each input used."""
     rows, testsets, baselines = {}, {}, {}
@@ -189,10 +175,10 @@ def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print, overw
             label = f"{label}/{os.path.splitext(os.path.basename(ckpt['path']))[0]}"
         check_results(run_dir, stem, path, overwrite)
         given = test
-        layout = choose_adapter(ckpt, inputs, noise, adapter)
+        layout = choose_adapter(ckpt["config"].get("adapters", {}),
+                                suited("mpii" if inputs == "detections" else "h36m", noise), adapter)
         if layout is not None:
-            from .adapter import adapt
-            from .fit_adapter import load_adapters
+            from .fit_adapter import load_adapters   # (fit_adapter imports this module)
             test = test.with_2d(adapt(*load_adapters(ckpt, xp)[layout], test.pose_2d)[0])
             echo(f"{label}: the 2D adapter A/{layout} applied")
         z_hat = predict_depths(gen, params, state, test.pose_2d)

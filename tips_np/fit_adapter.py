@@ -16,6 +16,7 @@ import json
 import numpy as np
 
 from . import adapter, checkpoint, dataset
+from .distill import distill_step
 from .evaluate import evaluate_depths
 from .model import init_networks, predict_depths
 from .nn.adam import Adam
@@ -25,11 +26,13 @@ LAYOUTS = ("mpii", "noise")
 
 
 def adapter_pairs(split, layout, sigma_max, rng):
-    """(inputs, targets) of one split: fixed pairs for 'mpii'; for 'noise', a function
-    of rng is drawn per batch instead (returned as None, None)."""
+    """(inputs, targets in the inputs' frames, the inputs' scale in pixels) of one split:
+    its detections and projections ('mpii'), or its projections with noise drawn from rng
+    and without ('noise'; training draws new noise for every batch)."""
     if layout == "mpii":
         det = split.paired
-        return det.pose_2d, adapter.targets_in_frame(split.pose_2d, split.scale, split.root, det.scale, det.root)
+        return (det.pose_2d, adapter.targets_in_frame(split.pose_2d, split.scale, split.root, det.scale, det.root),
+                det.scale)
     return adapter.noisy_pairs(split.pose_2d, split.scale, sigma_max, rng)
 
 
@@ -46,7 +49,7 @@ def fit(model_path, layout, data, out, val_subject=8, epochs=4, width=128, block
         full = full.with_detections()
     trainset, valset = full.with_3d().hold_out(val_subject)
     rng = np.random.default_rng(seed)
-    x_val, t_val = adapter_pairs(valset, layout, sigma_max, np.random.default_rng(seed + 1))
+    x_val, t_val, val_scale = adapter_pairs(valset, layout, sigma_max, np.random.default_rng(seed + 1))
     net = adapter.make_adapter(layout, width, blocks)
     params, state = init_networks([net], rng)
     opt = Adam(lr)
@@ -57,9 +60,8 @@ def fit(model_path, layout, data, out, val_subject=8, epochs=4, width=128, block
         idx = rng.integers(0, len(trainset), batch_size)
         if fixed is not None:
             return fixed[0][idx], fixed[1][idx]
-        return adapter.noisy_pairs(trainset.pose_2d[idx], trainset.scale[idx], sigma_max, rng)
+        return adapter.noisy_pairs(trainset.pose_2d[idx], trainset.scale[idx], sigma_max, rng)[:2]
 
-    val_scale = valset.paired.scale if layout == "mpii" else valset.scale
     rows, best = [], None
 
     def score(pose_2d):
@@ -93,19 +95,19 @@ def fit(model_path, layout, data, out, val_subject=8, epochs=4, width=128, block
                 layout: {"width": width, "blocks": blocks, "epoch": row["epoch"], "sigma_max": sigma_max,
                          "val_subject": val_subject, "val_px": row["px"], "val_p_mpjpe": row["val_p_mpjpe"],
                          "trained_on": data}}
-    keep = {k: v for k, v in ckpt["params"].items() if not k.startswith(f"A/{layout}/")}
-    keep_state = {k: v for k, v in ckpt["state"].items() if not k.startswith(f"A/{layout}/")}
-    as32 = lambda arrays: {k: np.asarray(v, np.float32) for k, v in arrays.items()}
-    checkpoint.save_generator(out, {**ckpt["config"], "adapters": adapters},
-                              as32({**keep, **best_params}), as32({**keep_state, **best_state}), ckpt["epoch"],
-                              {k: _json(v) for k, v in ckpt["attrs"].items()
-                               if k in ("trained_on", "exported_from", "best")})
+    save_lifter(out, ckpt, {**ckpt["config"], "adapters": adapters}, best_params, best_state)
     echo(f"kept epoch {row['epoch']} (subject {val_subject}: {row['px']:.2f} px, {row['val_p_mpjpe']:.1f} mm): {out}")
     return rows
 
 
-def _json(value):
-    return json.loads(value) if isinstance(value, str) else value
+def save_lifter(out, ckpt, config, params, state):
+    """The lifter of ckpt with `params` and `state` put in place of its entries of the
+    same names (an adapter's, or the generator's), float32, its other entries kept."""
+    as32 = lambda arrays: {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+    checkpoint.save_generator(out, config, as32({**ckpt["params"], **params}), as32({**ckpt["state"], **state}),
+                              ckpt["epoch"], {k: json.loads(v) if isinstance(v, str) else v
+                                              for k, v in ckpt["attrs"].items()
+                                              if k in ("trained_on", "exported_from", "best")})
 
 
 def load_adapters(ckpt, xp=np):
@@ -129,8 +131,9 @@ def fit_student(model_path, data, out, val_subject=8, epochs=1, batch_size=256, 
     the clean projections and the student, in equal shares, the same projections, the
     adapted detections of the same frames and the adapted noisy projections (sigma in
     [0, sigma_max] pixels), the teacher's depths re-expressed in each input's frame. No
-    3D label is read in training; the held-out subject chooses the epoch, by the mean
-    P-MPJPE of its three inputs (noise at 10 px)."""
+    3D label is read in training; the held-out subject chooses the step (validated every
+    1,000 steps and at each epoch's end), by the mean P-MPJPE of its three inputs (noise
+    at 10 px)."""
     ckpt = checkpoint.load(model_path)
     gen, params, state = checkpoint.load_model(ckpt, echo=echo)
     adapters = load_adapters(ckpt)
@@ -189,7 +192,6 @@ def fit_student(model_path, data, out, val_subject=8, epochs=1, batch_size=256, 
             best = (row, {k: v.copy() for k, v in params.items()}, {k: v.copy() for k, v in state.items()})
 
     validate(0, 0)
-    from .distill import distill_step
     opt = Adam(lr)
     schedule = {"lr": lr, "lr_schedule": "cosine"}
     steps = max(len(trainset) // batch_size, 1)
@@ -207,10 +209,6 @@ def fit_student(model_path, data, out, val_subject=8, epochs=1, batch_size=256, 
     row, best_params, best_state = best
     config = {**ckpt["config"], "robust": {"epoch": row["epoch"], "step": row["step"], "val_subject": val_subject,
                                            "val": row, "sigma_max": sigma_max, "trained_on": data}}
-    keep = lambda arrays, new: {**{k: v for k, v in arrays.items() if k.startswith("A/")},
-                                **{k: np.asarray(v, np.float32) for k, v in new.items()}}
-    checkpoint.save_generator(out, config, keep(ckpt["params"], best_params), keep(ckpt["state"], best_state),
-                              ckpt["epoch"], {k: _json(v) for k, v in ckpt["attrs"].items()
-                                              if k in ("trained_on", "exported_from", "best")})
+    save_lifter(out, ckpt, config, best_params, best_state)
     echo(f"kept step {row['step']} ({', '.join(f'{k} {row[k]:.1f}' for k in val_inputs)} mm): {out}")
     return rows

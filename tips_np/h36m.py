@@ -23,6 +23,7 @@ import numpy as np
 
 from .atomic import hdf5_file
 from .errors import TipsError
+from .keypoints import mpii_to_h36m
 from .skeleton import (ACTION_FROM_FILE, ACTIONS, CAMERA_IDS, FIVE_LIMBS, H36M_INDEX, JOINTS,
                        PARTS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS)
 
@@ -66,17 +67,23 @@ def _read_cameras(path, subject):
     return cams
 
 
-def read_sequence(path):
-    """(T, 17, 3) world joints in mm from one '3D_positions' file (float32 or float64)."""
+def read_array(path, name):
+    """One dataset of an HDF5 file as float64 (stored as float32 or float64), or one line
+    naming the file and what is wrong."""
     try:
         with h5py.File(path, "r") as f:
-            if "3D_positions" not in f:
-                raise DataError(f"{path}: no dataset '3D_positions'")
-            raw = np.asarray(f["3D_positions"][()], np.float64)
+            if name not in f:
+                raise DataError(f"{path}: no dataset '{name}'")
+            return np.asarray(f[name][()], np.float64)
     except OSError as e:
         raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
     except (KeyError, ValueError, TypeError, RuntimeError) as e:  # damaged, or not numbers
-        raise DataError(f"{path}: '3D_positions' cannot be read as numbers ({e})") from None
+        raise DataError(f"{path}: '{name}' cannot be read as numbers ({e})") from None
+
+
+def read_sequence(path):
+    """(T, 17, 3) world joints in mm from one '3D_positions' file (float32 or float64)."""
+    raw = read_array(path, "3D_positions")
     if raw.ndim != 2 or raw.shape[0] != 96:
         raise DataError(f"{path}: '3D_positions' should have shape (96, T), got {raw.shape}")
     if not np.all(np.isfinite(raw)):
@@ -124,14 +131,7 @@ def detection_path(root, subject, take, camera):
 def read_detections(path):
     """(T, 17, 2) pixels: one Stacked Hourglass file's MPII keypoints mapped into the
     17 joints (NaN where a keypoint is missing or at (0, 0))."""
-    from .keypoints import mpii_to_h36m
-    try:
-        with h5py.File(path, "r") as f:
-            if "poses" not in f:
-                raise DataError(f"{path}: no dataset 'poses'")
-            raw = np.asarray(f["poses"][()], np.float64)
-    except OSError as e:
-        raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
+    raw = read_array(path, "poses")
     if raw.ndim != 3 or raw.shape[1:] != (16, 2):
         raise DataError(f"{path}: 'poses' should have shape (T, 16, 2) (MPII's keypoints), got {raw.shape}")
     score = np.where(np.all(raw == 0, axis=-1) | ~np.all(np.isfinite(raw), axis=-1), 0.0, 1.0)
