@@ -204,6 +204,10 @@ def test_a_folder_of_openpose_frames_keeps_the_file_names_frame_numbers(tmp_path
     for t, p in zip((0, 1, 2, 4), people):                  # frame 3 missing from the folder
         (folder / f"clip_{t:012d}_keypoints.json").write_text(json.dumps(openpose_frame([p])))
     (folder / "clip_000000000003_keypoints.json").write_text(json.dumps({"version": 1.3, "people": []}))
+    # a person with an empty list (as Pose2Sim rewrites OpenPose's frames) is nobody, not an error
+    frame = openpose_frame([people[0]])
+    frame["people"].append({"person_id": [-1], "pose_keypoints_2d": []})
+    (folder / "clip_000000000000_keypoints.json").write_text(json.dumps(frame))
     out = tmp_path / "out.json"
     r = CliRunner().invoke(main, ["lift", "--input", str(folder), "--output", str(out)])
     assert r.exit_code == 0, r.output
@@ -356,6 +360,15 @@ def test_mmpose_without_keypoint_scores_says_so(tmp_path):
     mixed = [{"frame_id": 0, "instances": [inst, {**inst, "keypoint_scores": [0.9] * 17}]}]
     with pytest.raises(TipsError, match="instance 0: no 'keypoint_scores' where other instances have them"):
         read_poses(write(tmp_path, "mixed.json", mixed))
+
+
+def test_people_of_one_image_without_track_ids_are_told_apart(tmp_path):
+    """MMPose's output for one image gives no track ids: its people are numbered by their
+    place in the image, so each can be found (--plot-person) and counted."""
+    people = [keypoint_array(person((shift, 0)), "coco17")[0].tolist() for shift in (0, 300, 600)]
+    instances = [{"keypoints": xy, "keypoint_scores": [0.9] * 17} for xy in people]
+    poses = read_poses(write(tmp_path, "one_image.json", instances))
+    assert list(poses.frame) == [0, 0, 0] and list(poses.person) == [0, 1, 2]
 
 
 def test_videopose3d_archives_are_unpickled_without_running_code(tmp_path):

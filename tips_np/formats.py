@@ -134,9 +134,11 @@ def read_openpose(frames, path, names=None, forced=None):
                 raise KeypointError(f"{path}: {where_f}, person {p}: no 'pose_keypoints_2d' "
                                     f"(or OpenPose 1.0's 'pose_keypoints')")
             where = f"{where_f}, person {p} ('{key}')"
+            if isinstance(person[key], list) and not person[key]:
+                continue                      # OpenPose (and tools after it) write empty lists for nobody
             xy, score = _triples(person[key], path, where)
-            if len(xy) == 0 or not np.any(score > 0):
-                continue                      # OpenPose writes empty lists for nobody
+            if not np.any(score > 0):
+                continue
             rows.append((xy, score, fid, track_id(person.get("person_id", -1)), where))
     # the file's keypoint count is its people's usual one; a person with another is left out
     counts = [len(r[0]) for r in rows]

@@ -83,8 +83,11 @@ def greedy_tracks(xy, time, max_gap):
 def assign_tracks(xy, time, person, video, max_gap):
     """(track (N,) numbers, output ids (N,), how) for Human3.6M poses (N, 17, 2), NaN
     where unseen: the file's ids where consistent, else greedy_tracks; images: one each."""
-    if not video:
-        return np.arange(len(xy)), person, "images, not a video: each pose alone"
+    if not video:   # a pose with no id of the file's is numbered by its place in its image
+        place = {}
+        ids = [p if p != -1 else place.setdefault(t, []).append(i) or len(place[t]) - 1
+               for i, (t, p) in enumerate(zip(time, person))]
+        return np.arange(len(xy)), np.array(ids, dtype=object), "images, not a video: each pose alone"
     if len(np.unique(time)) == len(time):       # one pose per frame: one person
         ids = set(person)
         return np.zeros(len(xy), int), person if len(ids) == 1 and -1 not in ids else \
