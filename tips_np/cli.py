@@ -423,15 +423,19 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
     Human3.6M's 17 joints, or a 2D detector's keypoints. People are kept apart
     (the file's track ids, else a small tracker); a pose missing a joint that
     cannot be filled is skipped with a warning; every pose carries flags. A
-    detector's keypoints first pass the lifter's 2D adapter (--adapter)."""
+    detector's keypoints first pass the lifter's 2D adapter (--adapter).
+    Human3.6M-ordered .npy and .csv files of any size are read, lifted and written
+    in chunks, in flat memory (without --plot)."""
     from .adapter import choose_adapter, suited
     from .backend import use_device
     from .checkpoint import PRETRAINED, load, load_model
     from .draw import NO_PLOT, plot_lifted
     from .fit_adapter import load_adapters
-    from .lifting import SHOWN, check_output, lift_poses, plot_rows, pose_flags, read_poses, summary, write_poses
+    from .lifting import (SHOWN, check_output, lift_poses, lift_stream, open_stream, plot_rows, pose_flags,
+                          read_poses, summary, write_poses)
     check_output(input_path, output_path)
-    poses = read_poses(input_path, fmt, min_score, max_gap, strict)
+    stream = None if plot else open_stream(input_path, fmt, min_score)  # Human3.6M .npy/.csv: chunk by chunk
+    poses = stream or read_poses(input_path, fmt, min_score, max_gap, strict)
     for line in poses.notes:
         click.echo(f"{input_path}: {line}")
     for line in poses.skipped[:SHOWN]:
@@ -447,6 +451,11 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
     if layout is not None:
         click.echo(f"{poses.keypoints} keypoints: the lifter's 2D adapter A/{layout} moves them towards the "
                    f"2D it was trained on (--adapter none lifts them as read)")
+    if stream:
+        click.echo(lift_stream(stream, output_path, lambda px: lift_poses(
+            gen, params, state, px, per_pose_sign, ckpt["config"].get("perspective"), adapters.get(layout)),
+            progressbar=progressbar))
+        return
     pose_3d, pixels = lift_poses(gen, params, state, poses.pixels, per_pose_sign, ckpt["config"].get("perspective"),
                                  adapters.get(layout))
     flags = pose_flags(poses, pose_3d)

@@ -24,10 +24,18 @@ the file's own frame and person ids and each pose's flags (plausibility.py):
             in <name>.ids.json
     .csv    one row per pose: frame, person, x, y, z of each joint in pixels, filled
             joints, flags
+Human3.6M-ordered .npy and .csv files stream (open_stream, lift_stream): read, lifted
+and written CHUNK poses at a time, in memory flat in the number of poses, to the same
+bytes as the whole file at once (write_poses is the same writer, given one chunk).
+Detectors' files are read whole: they are JSON (or .npz, .h5) read whole anyway, and
+tracking and filling gaps need every frame.
 """
 import csv
 import json
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -45,6 +53,10 @@ from .skeleton import JOINTS
 
 INPUTS, OUTPUTS = (".json", ".csv", ".npy", ".npz", ".h5"), (".json", ".npy", ".csv")
 AXES = "root-relative; x right, y down (image axes), z away from the camera"
+GEOMETRY_SAMPLE = 100_000   # an array's first poses, whose geometry decides its keypoint set
+CHUNK = 65_536       # poses a stream reads, lifts and writes at a time: 8 of predict_depths' (and adapt's)
+                     # batches of 8192, so a stream lifts through the very batches of the whole file: same bytes
+PROGRESS_BYTES = 20_000_000   # a stream this large shows a progress bar
 MAX_GAP = 5          # frames a missing joint may be filled across (a tenth to a fifth of a second)
 SHOWN = 10           # warnings printed one by one; the rest are counted
 
@@ -151,6 +163,19 @@ def _array_poses(data, path, fmt, min_score, max_gap, strict):
     if fmt not in ("auto",) + candidates:
         raise LiftError(f"{path}: --format {fmt} expects {len(keypoints.KEYPOINT_SETS[fmt])} keypoints "
                         f"per pose; the array has {arr.shape[1]}")
+    fmt, notes = _array_set(arr[:GEOMETRY_SAMPLE], score[:GEOMETRY_SAMPLE], fmt, candidates, path, min_score)
+    if fmt == "h36m":
+        arr = check_poses(arr, path)
+        n = len(arr)
+        return Poses(arr, np.arange(n).astype(object), np.zeros(n, dtype=object), np.zeros(arr.shape[:2], bool),
+                     implausible_2d(arr), [], notes)
+    det = formats.array_detections(arr, score, fmt)
+    return detections_to_poses(det._replace(notes=notes), path, min_score, max_gap, strict)
+
+
+def _array_set(arr, score, fmt, candidates, path, min_score):
+    """(keypoint set, notes) of an array of 17 or 16 points: --format, else the geometry of
+    its first GEOMETRY_SAMPLE poses (the arr given), else Human3.6M's order."""
     notes = []
     if fmt == "auto" and len(candidates) > 1 and np.isfinite(arr).all() and len(arr):
         chosen, costs = keypoints.choose_by_geometry(candidates, arr, score, min_score) \
@@ -166,13 +191,7 @@ def _array_poses(data, path, fmt, min_score, max_gap, strict):
                          + ", ".join(f"{c} {v:.2f}" for c, v in costs.items()) + "; lower is more human)")
     elif fmt == "auto":
         fmt = candidates[0]
-    if fmt == "h36m":
-        arr = check_poses(arr, path)
-        n = len(arr)
-        return Poses(arr, np.arange(n).astype(object), np.zeros(n, dtype=object), np.zeros(arr.shape[:2], bool),
-                     implausible_2d(arr), [], notes)
-    det = formats.array_detections(arr, score, fmt)
-    return detections_to_poses(det._replace(notes=notes), path, min_score, max_gap, strict)
+    return fmt, notes
 
 
 def _with_root(arr):
@@ -257,7 +276,9 @@ def _is_number(text):
         return False
 
 
-def check_poses(arr, path):
+def check_poses(arr, path, first=0):
+    """The poses (N, 17, 2), the root added to 16 keypoints; refused in one line if not
+    poses, or if a pose is not finite or degenerate (named by its index, first + i)."""
     if arr.size == 0:
         raise LiftError(f"{path}: no poses in the file")
     if arr.ndim == 2 and arr.shape[1] in (32, 34):
@@ -269,12 +290,12 @@ def check_poses(arr, path):
                         f"(x, y), e.g. shape (N, 17, 2); got shape {arr.shape}")
     bad = ~np.all(np.isfinite(arr), axis=(1, 2))
     if bad.any():
-        raise LiftError(f"{path}: pose {int(np.argmax(bad))} has NaN or infinite coordinates")
+        raise LiftError(f"{path}: pose {first + int(np.argmax(bad))} has NaN or infinite coordinates")
     if arr.shape[1] == 16:  # the root is the midpoint of the hips
         arr = _with_root(arr)
     _, scale = normalise_2d(arr)
     if np.any(scale == 0):
-        raise LiftError(f"{path}: pose {int(np.argmax(scale == 0))} is degenerate "
+        raise LiftError(f"{path}: pose {first + int(np.argmax(scale == 0))} is degenerate "
                         f"(all its points coincide)")
     return arr
 
@@ -319,28 +340,14 @@ def lift_poses(gen, params, state, pose_px, per_pose_sign=False, perspective=Non
     return pose_3d, pixels
 
 
-def choose_adapter(adapters, keypoints, choice="auto"):
-    """The layout of the lifter's 2D adapter (adapter.py) to apply to a file of these
-    keypoints, or None: 'auto' takes 'mpii' for MPII's keypoints and 'noise' for any
-    other detector's, where the lifter has them; Human3.6M's own joints are lifted as
-    given. Other choices: 'none', or an adapter's name."""
-    if choice == "none":
-        return None
-    if choice != "auto":
-        if choice not in adapters:
-            raise LiftError(f"the model has no 2D adapter {choice!r} (it has: {', '.join(adapters) or 'none'})")
-        return choice
-    wanted = None if keypoints == "h36m" else "mpii" if keypoints == "mpii" else "noise"
-    return wanted if wanted in adapters else None
-
-
 def pose_flags(poses, pose_3d):
     """Each pose's flags: 'filled: <joints>', 'implausible 2D: <reasons>', 'handedness: <tests failed>'."""
     hand = handedness_failures(pose_3d)
+    filled = poses.filled.any(axis=1).tolist()
     flags = []
     for i in range(len(pose_3d)):
         row = []
-        if poses.filled[i].any():
+        if filled[i]:
             row.append("filled: " + ", ".join(JOINTS[j] for j in np.flatnonzero(poses.filled[i])))
         if poses.implausible and poses.implausible[i]:
             row.append("implausible 2D: " + ", ".join(poses.implausible[i]))
@@ -350,15 +357,27 @@ def pose_flags(poses, pose_3d):
     return flags
 
 
+FLAG_KINDS = ("filled", "implausible", "handedness")
+
+
+def flag_counts(flags):
+    """How many poses carry each kind of flag."""
+    return {kind: sum(any(f.startswith(kind) for f in row) for row in flags) for kind in FLAG_KINDS}
+
+
 def summary(poses, flags, input_path, output_path):
     """The one line lift prints."""
-    count = lambda kind: sum(any(f.startswith(kind) for f in row) for row in flags)  # noqa: E731
-    people = len({str(p) for p in poses.person})
-    parts = [f"lifted {len(flags)} pose(s) of {people} person/people from {input_path} to {output_path}"]
-    if poses.skipped:
-        parts.append(f"skipped {len(poses.skipped)} pose(s) that could not be completed (warnings above)")
-    parts.append(f"{count('filled')} with joints filled over time, {count('implausible')} with an "
-                 f"implausible 2D skeleton, {count('handedness')} failing a handedness test (see 'flags')")
+    return summary_line(len(flags), len({str(p) for p in poses.person}), len(poses.skipped), flag_counts(flags),
+                        input_path, output_path)
+
+
+def summary_line(lifted, people, skipped, counts, input_path, output_path):
+    """The line from counts (flag_counts): what summary says, and a stream's summary."""
+    parts = [f"lifted {lifted} pose(s) of {people} person/people from {input_path} to {output_path}"]
+    if skipped:
+        parts.append(f"skipped {skipped} pose(s) that could not be completed (warnings above)")
+    parts.append(f"{counts['filled']} with joints filled over time, {counts['implausible']} with an "
+                 f"implausible 2D skeleton, {counts['handedness']} failing a handedness test (see 'flags')")
     return "; ".join(parts)
 
 
@@ -393,32 +412,274 @@ def check_output(input_path, output_path):
 
 def write_poses(path, poses, pose_3d, pixels, flags=None):
     """Write the lifted poses with their ids and flags, atomically (temporary file, then rename)."""
+    with pose_writer(path) as write:
+        write(poses, pose_3d, pixels, flags if flags is not None else pose_flags(poses, pose_3d))
+
+
+IDS = {"joints": JOINTS, "axes": AXES,
+       "units": {"pose_3d_normalised": "the 2D pose max-normalised into [-1, 1]",
+                 "pose_3d_pixels": "input pixels; depth in pixels of the same scale"}}
+ID_LISTS = ("frame", "person", "filled", "flags")
+NPY_ARRAY = "(N, 2, 17, 3): [:, 0] pose_3d_normalised, [:, 1] pose_3d_pixels"
+
+
+def _id_lists(poses, flags):
+    return {"frame": [_plain(v) for v in poses.frame], "person": [_plain(v) for v in poses.person],
+            "filled": [[JOINTS[j] for j in np.flatnonzero(row)] if any_filled else []
+                       for row, any_filled in zip(poses.filled, poses.filled.any(axis=1).tolist())], "flags": flags}
+
+
+@contextmanager
+def pose_writer(path):
+    """Yield write(poses, pose_3d, pixels, flags), which appends lifted poses (a chunk
+    of them, or all) to `path`, in the module docstring's format. Everything goes to
+    temporary files, renamed onto `path` (and <name>.ids.json beside an .npy) only
+    when the block ends without an error: nothing is half-written."""
     ext = _format(path, "output", OUTPUTS)
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise LiftError(f"{path}: the output folder does not exist")
-    flags = flags if flags is not None else pose_flags(poses, pose_3d)
-    filled = [[JOINTS[j] for j in np.flatnonzero(row)] for row in poses.filled]
-    frame, person = [_plain(v) for v in poses.frame], [_plain(v) for v in poses.person]
-    ids = {"joints": JOINTS, "axes": AXES,
-           "units": {"pose_3d_normalised": "the 2D pose max-normalised into [-1, 1]",
-                     "pose_3d_pixels": "input pixels; depth in pixels of the same scale"},
-           "frame": frame, "person": person, "filled": filled, "flags": flags}
-    if not (np.isfinite(pose_3d).all() and np.isfinite(pixels).all()):
-        raise LiftError(f"{path}: the lifted poses hold NaN (a bug): nothing written")
-    with atomic_write(path, suffix=ext) as tmp:
+
+    def finite(pose_3d, pixels):
+        if not (np.isfinite(pose_3d).all() and np.isfinite(pixels).all()):
+            raise LiftError(f"{path}: the lifted poses hold NaN (a bug): nothing written")
+
+    with atomic_write(path, suffix=ext) as tmp, \
+            open(tmp, "wb" if ext == ".npy" else "w", newline="" if ext == ".csv" else None) as f:
         if ext == ".npy":
-            np.save(tmp, np.stack([pose_3d, pixels], axis=1).astype(np.float32))
-            with atomic_write(ids_path(path)) as tmp_ids, open(tmp_ids, "w") as f:
-                json.dump({**ids, "array": "(N, 2, 17, 3): [:, 0] pose_3d_normalised, [:, 1] pose_3d_pixels"},
-                          f, allow_nan=False)
+            with atomic_write(ids_path(path)) as tmp_ids, open(tmp_ids, "w") as g, \
+                    JsonStream(g, IDS, ID_LISTS, {"array": NPY_ARRAY}) as ids:
+                array = NpyRows(f, (2, 17, 3), np.float32)
+
+                def write(poses, pose_3d, pixels, flags):
+                    finite(pose_3d, pixels)
+                    array.append(np.stack([pose_3d, pixels], axis=1).astype(np.float32))
+                    ids.extend(_id_lists(poses, flags))
+                yield write
+                array.finish()
+                ids.finish()
         elif ext == ".csv":
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["frame", "person"] + [f"{j}_{c}" for j in JOINTS for c in "xyz"] + ["filled", "flags"])
+            w = csv.writer(f)
+            w.writerow(["frame", "person"] + [f"{j}_{c}" for j in JOINTS for c in "xyz"] + ["filled", "flags"])
+
+            def write(poses, pose_3d, pixels, flags):
+                finite(pose_3d, pixels)
+                ids = _id_lists(poses, flags)
                 for i in range(len(pixels)):
-                    w.writerow([frame[i], person[i]] + [f"{v:.3f}" for v in pixels[i].ravel()]
-                               + [";".join(filled[i]), " | ".join(flags[i])])
+                    w.writerow([ids["frame"][i], ids["person"][i]] + [f"{v:.3f}" for v in pixels[i].ravel()]
+                               + [";".join(ids["filled"][i]), " | ".join(flags[i])])
+            yield write
         else:
-            with open(tmp, "w") as f:
-                json.dump({**ids, "pose_3d_normalised": np.round(pose_3d, 6).tolist(),
-                           "pose_3d_pixels": np.round(pixels, 3).tolist()}, f, allow_nan=False)
+            with JsonStream(f, IDS, ID_LISTS + ("pose_3d_normalised", "pose_3d_pixels")) as out:
+                def write(poses, pose_3d, pixels, flags):
+                    finite(pose_3d, pixels)
+                    out.extend({**_id_lists(poses, flags), "pose_3d_normalised": np.round(pose_3d, 6).tolist(),
+                                "pose_3d_pixels": np.round(pixels, 3).tolist()})
+                yield write
+                out.finish()
+
+
+class NpyRows:
+    """An .npy file written a block of rows at a time: its header first says 0 rows
+    (numpy leaves room in the header for the first axis to grow), finish() rewrites it
+    with the rows written. The bytes are np.save's of the whole array."""
+
+    def __init__(self, f, row_shape, dtype):
+        self.f, self.row_shape, self.dtype, self.rows = f, tuple(row_shape), np.dtype(dtype), 0
+        self._header()
+        self.start = f.tell()
+
+    def _header(self):
+        np.lib.format.write_array_header_1_0(self.f, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                      "fortran_order": False, "shape": (self.rows,) + self.row_shape})
+
+    def append(self, block):
+        block = np.ascontiguousarray(block, self.dtype)
+        assert block.shape[1:] == self.row_shape, block.shape
+        self.f.write(block.data)
+        self.rows += len(block)
+
+    def finish(self):
+        end = self.f.tell()
+        self.f.seek(0)
+        self._header()
+        if self.f.tell() != self.start:   # numpy's header has room for 21 digits; never here
+            raise LiftError(f"{self.f.name}: the .npy header changed size")
+        self.f.seek(end)
+
+
+class JsonStream:
+    """A JSON object written as its lists arrive in chunks: the fixed fields first,
+    each list spooled to an unnamed temporary file beside the output, and finish()
+    joining them in order, then the `last` fields. The bytes are json.dump's of the
+    whole object (never NaN: allow_nan=False). A context: the spools go at its end."""
+
+    def __init__(self, f, fields, lists, last=None):
+        self.f, self.fields, self.last = f, fields, last or {}
+        folder = os.path.dirname(os.path.abspath(f.name))
+        self.spools = {key: tempfile.TemporaryFile("w+", dir=folder) for key in lists}
+        self.empty = dict.fromkeys(lists, True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for spool in self.spools.values():
+            spool.close()
+
+    def extend(self, lists):
+        for key, items in lists.items():
+            if len(items):
+                text = json.dumps(items, allow_nan=False)[1:-1]
+                self.spools[key].write(text if self.empty[key] else ", " + text)
+                self.empty[key] = False
+
+    def finish(self):
+        self.f.write(json.dumps(self.fields, allow_nan=False)[:-1])
+        for key, spool in self.spools.items():
+            self.f.write(f", {json.dumps(key)}: [")
+            spool.seek(0)
+            shutil.copyfileobj(spool, self.f)
+            self.f.write("]")
+        for key, value in self.last.items():
+            self.f.write(f", {json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
+        self.f.write("}")
+
+
+# Streams: Human3.6M-ordered poses in an .npy or .csv file are read, lifted and
+# written CHUNK poses at a time, so memory stays flat in the number of poses. Other
+# inputs are read whole (read_poses): detectors' files are JSON (or .npz, .h5) read
+# whole anyway, and their people are tracked, and gaps filled, across every frame.
+
+class Stream(NamedTuple):
+    """A file of Human3.6M-ordered poses to lift chunk by chunk. chunks(size) yields
+    (index of the chunk's first pose, its poses (n, 17 or 16, 2) as float64, bytes of
+    the file read so far); size: the file's bytes. The rest as Poses has them."""
+    path: str
+    chunks: object
+    size: int
+    notes: list = []
+    skipped: list = []
+    keypoints: str = "h36m"
+
+
+def open_stream(path, fmt="auto", min_score=0.3):
+    """The Stream of a file of Human3.6M-ordered poses (.npy of shape (N, 17, 2),
+    (N, 16, 2), (N, 34) or (N, 32); .csv of 34 or 32 numbers a row), or None where
+    read_poses reads the file whole: other files, shapes and keypoint sets (an array
+    whose geometry says COCO-17 or MPII), and whatever read_poses refuses in one line."""
+    ext = os.path.splitext(path)[1].lower()
+    if fmt not in ("auto", "h36m") or ext not in (".npy", ".csv") or not os.path.isfile(path) \
+            or os.path.getsize(path) == 0:
+        return None
+    source = (_npy_source if ext == ".npy" else _csv_source)(path)
+    if source is None:
+        return None
+    chunks, points = source
+    head = chunks(GEOMETRY_SAMPLE)
+    try:
+        _, first, _ = next(head)
+    finally:
+        head.close()
+    fmt, notes = _array_set(first, np.ones(first.shape[:2]), fmt, ARRAY_SETS[points], path, min_score)
+    return Stream(path, chunks, os.path.getsize(path), notes) if fmt == "h36m" else None
+
+
+def _npy_source(path):
+    """(chunks, points per pose) of an .npy file of poses, read with plain reads (a
+    memory map would count every page read in the process's memory), or None."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}[version]
+            shape, fortran, dtype = read_header(f)
+            offset = f.tell()
+    except (ValueError, KeyError, OSError):
+        return None
+    if fortran or dtype.hasobject or dtype.kind not in "iuf" or not shape or not shape[0] or not (
+            shape[1:] in ((17, 2), (16, 2)) or (len(shape) == 2 and shape[1] in (34, 32))):
+        return None
+    n, points = shape[0], (shape[1] if len(shape) == 3 else shape[1] // 2)
+    row = points * 2 * dtype.itemsize
+
+    def chunks(size):
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for first in range(0, n, size):
+                k = min(size, n - first)
+                arr = np.fromfile(f, dtype, count=k * points * 2)
+                if arr.size < k * points * 2:
+                    raise LiftError(f"{path}: cannot read npy poses (the file ends before the {n} poses its "
+                                    f"header announces)")
+                yield first, arr.reshape(k, points, 2).astype(np.float64), offset + (first + k) * row
+    return chunks, points
+
+
+def _csv_rows(path):
+    """(row, bytes read so far) for each non-empty row of a CSV file, a header row left out."""
+    with open(path, "rb") as f:
+        done, header = 0, True
+
+        def lines():
+            nonlocal done
+            for raw in f:
+                done += len(raw)
+                yield raw.decode()
+        for row in csv.reader(lines()):
+            if row and not (header and not _is_number(row[0])):
+                yield row, done
+            header = header and not row
+
+
+def _csv_source(path):
+    """(chunks, points per pose) of a CSV file of 34 or 32 numbers a row, or None."""
+    try:
+        rows = _csv_rows(path)
+        first = next(rows, None)
+        rows.close()
+    except (ValueError, csv.Error, OSError):
+        return None
+    if first is None or len(first[0]) not in (34, 32):
+        return None
+    width = len(first[0])
+
+    def chunks(size):
+        start, block = 0, []
+        try:
+            for row, done in _csv_rows(path):
+                if len(row) != width:
+                    raise ValueError(f"pose {start + len(block)} has {len(row)} numbers, pose 0 has {width}")
+                block.append([float(v) for v in row])
+                if len(block) == size:
+                    yield start, np.array(block).reshape(size, -1, 2), done
+                    start, block = start + size, []
+        except (ValueError, csv.Error, OSError) as e:
+            raise LiftError(f"{path}: cannot read csv poses ({e})") from None
+        if block:
+            yield start, np.array(block).reshape(len(block), -1, 2), done
+    return chunks, width // 2
+
+
+def lift_stream(stream, output_path, lift, chunk=None, progressbar=None):
+    """Lift a Stream into output_path chunk by chunk, with the ids, flags and checks of
+    read_poses and write_poses; lift: pixel poses (n, 17, 2) -> (pose_3d, pixels), as
+    lift_poses; chunk: poses at a time (CHUNK). A bar (progressbar(length, label)) on a
+    file of PROGRESS_BYTES or more.
+    Returns the line lift prints."""
+    counts, lifted, shown = dict.fromkeys(FLAG_KINDS, 0), 0, 0
+    bar = progressbar(stream.size, "lifting") if progressbar and stream.size >= PROGRESS_BYTES else nullcontext()
+    with pose_writer(output_path) as write, bar as progress:
+        for first, arr, read in stream.chunks(chunk or CHUNK):
+            pose_px = check_poses(arr, stream.path, first)
+            n = len(pose_px)
+            poses = Poses(pose_px, np.arange(first, first + n).astype(object), np.zeros(n, dtype=object),
+                          np.zeros((n, len(JOINTS)), bool), implausible_2d(pose_px))
+            pose_3d, pixels = lift(pose_px)
+            flags = pose_flags(poses, pose_3d)
+            write(poses, pose_3d, pixels, flags)
+            counts = {kind: counts[kind] + c for kind, c in flag_counts(flags).items()}
+            lifted += n
+            if progress is not None:
+                progress.update(read - shown)
+                shown = read
+    return summary_line(lifted, 1, 0, counts, stream.path, output_path)
