@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from test_formats import write
 from tips_np import draw, keypoints
 from tips_np.cli import main
 from tips_np.lifting import LiftError, read_poses
@@ -78,15 +79,6 @@ def test_mpii_to_h36m_follows_its_table(rng):
         np.testing.assert_allclose(s[:, j], np.min([score[:, keypoints.MPII16.index(k)] for k in weights], axis=0))
 
 
-def _write(tmp_path, name, content):
-    path = tmp_path / name
-    if name.endswith(".npy"):
-        np.save(path, content)
-    else:
-        path.write_text(json.dumps(content))
-    return str(path)
-
-
 def test_a_missing_keypoint_is_filled_over_time_and_marked():
     poses = read_poses(EXAMPLE)
     wrist = J["left_wrist"]
@@ -103,7 +95,7 @@ def test_a_single_image_missing_a_joint_has_nobody_to_lift(tmp_path, coco):
     score[1, K["right_knee"]] = 0.05
     xy[2, K["left_ankle"]] = 0                          # OpenPose's missing point: (0, 0)
     for frame, joint in ((1, "right_knee"), (2, "left_ankle")):
-        path = _write(tmp_path, f"one{frame}.json", [{"image_id": 1, "keypoints": np.concatenate(
+        path = write(tmp_path, f"one{frame}.json", [{"image_id": 1, "keypoints": np.concatenate(
             [xy[frame], score[frame][:, None]], axis=1).ravel().tolist()}])
         with pytest.raises(LiftError, match=f"nobody to lift: .*frame 1, person 0: joint '{joint}' missing: {joint}"):
             read_poses(path)
@@ -117,7 +109,7 @@ def test_a_single_image_missing_a_joint_has_nobody_to_lift(tmp_path, coco):
     ({"people": []}, "no people"),
 ])
 def test_bad_detector_files_are_refused_in_one_line(tmp_path, content, message):
-    path = _write(tmp_path, "bad.json", content)
+    path = write(tmp_path, "bad.json", content)
     out = tmp_path / "out.json"
     r = CliRunner().invoke(main, ["lift", "--input", path, "--output", str(out)])
     assert r.exit_code == 1 and message in r.output and path in r.output, r.output

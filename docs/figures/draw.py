@@ -66,17 +66,22 @@ def bones(ax, points, colour=None, lw=2.2, ms=3.5, alpha=1.0, zorder=3):
     ax.plot(points[:, 0], points[:, 1], "o", ms=ms, color=colour or "#333333", alpha=alpha, zorder=zorder + 1)
 
 
-def image_axes(ax, title=None, lim=1.25, xlabel=None, ylabel=None):
-    """An image-style panel: equal scale, y pointing down (the person stands upright)."""
+def _panel(ax, title, lim, y_down):
+    """An equal-scale panel without ticks, light frame, y pointing down or up."""
     ax.set_aspect("equal")
     ax.set_xlim(-lim, lim)
-    ax.set_ylim(lim, -lim)
+    ax.set_ylim((lim, -lim) if y_down else (-lim, lim))
     ax.set_xticks([])
     ax.set_yticks([])
     for s in ax.spines.values():
         s.set_color("#cccccc")
     if title:
         ax.set_title(title, fontsize=10)
+
+
+def image_axes(ax, title=None, lim=1.25, xlabel=None, ylabel=None):
+    """An image-style panel: equal scale, y pointing down (the person stands upright)."""
+    _panel(ax, title, lim, y_down=True)
     if xlabel:
         ax.set_xlabel(xlabel, fontsize=9)
     if ylabel:
@@ -86,15 +91,7 @@ def image_axes(ax, title=None, lim=1.25, xlabel=None, ylabel=None):
 def top_axes(ax, title=None, lim=1.25):
     """Seen from above: x to the right, depth z pointing up the page (away from the camera,
     which stands below the panel)."""
-    ax.set_aspect("equal")
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for s in ax.spines.values():
-        s.set_color("#cccccc")
-    if title:
-        ax.set_title(title, fontsize=10)
+    _panel(ax, title, lim, y_down=False)
 
 
 def camera_below(ax, lim=1.25, label="camera"):
