@@ -200,9 +200,12 @@ def test_bench_runs_and_writes_json(tmp_path):
 @pytest.mark.parametrize("use_cores", ["products", "groups"])
 def test_a_warm_training_step_page_faults_no_memory_in(use_cores):
     """glibc's default hands a step's freed arrays back to the kernel, and the next step
-    faults them in again (about 2,900 pages per step at this size); keep_freed_memory keeps them
-    (measured: 0 per step once warm; the first 15 steps fault up to 200 per step while
-    the heaps, one per thread with the groups on their own threads (machine.py), grow)."""
+    faults them in again (about 2,900 pages per step at this size, every step);
+    keep_freed_memory keeps them (measured: 0 per step once warm). A warm step may still
+    fault now and then, once: with the groups on their own threads (machine.py), the
+    thread that takes a group can change between steps, and its heap grows once to hold
+    it (seen: 768 pages in one step of 40 on a loaded machine). So most warm steps, not
+    every one, fault nothing."""
     resource = pytest.importorskip("resource")
     from tips_np.machine import keep_freed_memory
     from tips_np.bench import one_step_setup
@@ -213,10 +216,12 @@ def test_a_warm_training_step_page_faults_no_memory_in(use_cores):
     step, _ = one_step_setup("cpu", ("torso", "legs"), 256, 2, 256)
     for _ in range(15):
         step()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
+    faults = []
+    for _ in range(9):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         step()
-    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5 < 50
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    assert sorted(faults)[4] < 50, faults     # the median step
 
 
 def test_bench_on_cuda_without_a_gpu_is_a_clear_error():
