@@ -90,6 +90,14 @@ DATA = click.option("--data", type=click.Path(dir_okay=False), default=None,
                     help="Prepared HDF5 file [default: the shipped sample data/h36m_sample.h5].")
 DEVICE = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
                       help="cpu runs on NumPy; cuda on CuPy (pip install -e '.[gpu]').")
+# test-time choices of lift and evaluate (evaluate scores what lift does)
+TEST_TIME = [
+    click.option("--smooth", default=0.0, show_default=True, type=Finite(min=0), metavar="SIGMA",
+                 help="Smooth each person's 2D track over time before lifting: a Gaussian of SIGMA frames "
+                      "(5 at 50 Hz, 100 ms, was chosen on S8's detections; 0: off)."),
+    click.option("--mirror-average", is_flag=True,
+                 help="Average each pose's depths with those of its mirror image (twice the lifting work)."),
+]
 # the recipe of every training loop (train, distill, study stability)
 RECIPE = [
     click.option("--recipe", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True,
@@ -415,9 +423,10 @@ def adapt(model, layout, lifter, data, val_subject, epochs, width, blocks, sigma
               help="The lifter's 2D adapter (`adapt`): auto moves MPII keypoints (Stacked Hourglass) by "
                    "A/mpii and any other detector's by A/noise, where the lifter has them, and lifts "
                    "Human3.6M-ordered poses as given; none; or an adapter's name (mpii, noise).")
+@options(*TEST_TIME)
 @DEVICE
 def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, plot_frame, plot_person, every,
-         per_pose_sign, adapter, device):
+         per_pose_sign, adapter, smooth, mirror_average, device):
     """Lift 2D poses to 3D with a trained model (a run folder or checkpoint of train
     or distill; without one, the pretrained TIPS student data/tips_student.h5):
     Human3.6M's 17 joints, or a 2D detector's keypoints. People are kept apart
@@ -425,7 +434,7 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
     cannot be filled is skipped with a warning; every pose carries flags. A
     detector's keypoints first pass the lifter's 2D adapter (--adapter).
     Human3.6M-ordered .npy and .csv files of any size are read, lifted and written
-    in chunks, in flat memory (without --plot)."""
+    in chunks, in flat memory (without --plot or --smooth)."""
     from .adapter import choose_adapter, suited
     from .backend import use_device
     from .checkpoint import PRETRAINED, load, load_model
@@ -433,8 +442,9 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
     from .fit_adapter import load_adapters
     from .lifting import (SHOWN, check_output, lift_poses, lift_stream, open_stream, plot_rows, pose_flags,
                           read_poses, summary, write_poses)
+    from .smoothing import smooth_tracks
     check_output(input_path, output_path)
-    stream = None if plot else open_stream(input_path, fmt, min_score)  # Human3.6M .npy/.csv: chunk by chunk
+    stream = None if plot or smooth else open_stream(input_path, fmt, min_score)  # Human3.6M .npy/.csv: in chunks
     poses = stream or read_poses(input_path, fmt, min_score, max_gap, strict)
     for line in poses.notes:
         click.echo(f"{input_path}: {line}")
@@ -453,11 +463,15 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
                    f"2D it was trained on (--adapter none lifts them as read)")
     if stream:
         click.echo(lift_stream(stream, output_path, lambda px: lift_poses(
-            gen, params, state, px, per_pose_sign, ckpt["config"].get("perspective"), adapters.get(layout)),
-            progressbar=progressbar))
+            gen, params, state, px, per_pose_sign, ckpt["config"].get("perspective"), adapters.get(layout),
+            mirror_average), progressbar=progressbar))
         return
-    pose_3d, pixels = lift_poses(gen, params, state, poses.pixels, per_pose_sign, ckpt["config"].get("perspective"),
-                                 adapters.get(layout))
+    pose_px = poses.pixels
+    if smooth:
+        pose_px = smooth_tracks(pose_px, poses.person, poses.frame, smooth)
+        click.echo(f"{input_path}: each person's 2D track smoothed over time (a Gaussian of {smooth:g} frames)")
+    pose_3d, pixels = lift_poses(gen, params, state, pose_px, per_pose_sign, ckpt["config"].get("perspective"),
+                                 adapters.get(layout), mirror_average)
     flags = pose_flags(poses, pose_3d)
     write_poses(output_path, poses, pose_3d, pixels, flags)
     click.echo(summary(poses, flags, input_path, output_path))
@@ -492,7 +506,9 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
 @click.option("--adapter", default="auto", show_default=True,
               help="The model's 2D adapter to apply (adapt): auto takes mpii for --inputs detections and "
                    "noise for --noise, where the model has them; none; or a layout's name.")
-def evaluate(runs, per_pose_sign, data, device, overwrite, inputs, noise, seed, subject, adapter):
+@options(*TEST_TIME)
+def evaluate(runs, per_pose_sign, data, device, overwrite, inputs, noise, seed, subject, adapter, smooth,
+             mirror_average):
     """P-MPJPE (strict and reflection allowed), N-MPJPE, PCK3D and AUC per action
     on the test split for one or more trained models (run folders or checkpoint
     files), side by side, beside the floor of the 2D given (its x, y with the true
@@ -504,7 +520,7 @@ def evaluate(runs, per_pose_sign, data, device, overwrite, inputs, noise, seed, 
     from .backend import use_device
     from .evaluate import evaluate_runs, format_table
     click.echo(format_table(evaluate_runs(runs, data, use_device(device), per_pose_sign, click.echo, overwrite,
-                                          inputs, noise, seed, subject, adapter)))
+                                          inputs, noise, seed, subject, adapter, smooth, mirror_average)))
 
 
 @main.group()

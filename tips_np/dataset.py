@@ -128,6 +128,18 @@ class PoseSet:
         part.paired = det.select(np.searchsorted(det.row, both))
         return part
 
+    def tracks(self):
+        """(track, frame) of each pose, read from the file: a track is one video (a
+        subject's take seen by one camera; one person of a user's own file), frame its
+        frame ids. For smoothing over time (smoothing.py)."""
+        with h5py.File(self.path, "r") as f:
+            if "frame" not in f:
+                raise DataError(f"{self.path}: no 'frame' ids (files prepared before they were written): "
+                                f"nothing to smooth over time; prepare the file again")
+            frame = f["frame"][()][self.row]
+            video = next((f[name][()][self.row] for name in ("take", "person") if name in f), np.zeros(len(self)))
+        return [f"{s}/{v}/{c}" for s, v, c in zip(self.subject, video, self.camera)], frame
+
     def hold_out(self, subject, every=10):
         """(training poses without `subject`, every `every`-th pose of `subject`):
         a validation set of a training subject, for choices that must not see

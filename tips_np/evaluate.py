@@ -27,6 +27,7 @@ from .geometry import unproject_view
 from .model import predict_depths
 from .orientation import per_pose_correction
 from .skeleton import ACTION_ABBREV, ACTIONS
+from .smoothing import smooth_tracks
 
 
 PCK_THRESHOLD = 150.0                          # mm
@@ -122,17 +123,19 @@ def true_depths(pose_2d, pose_3d):
     return c[:, None] * centred[..., 2]
 
 
-def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None):
+def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None, smooth=0.0):
     """The poses a lifter is scored on, with the 2D it is given: the test split, or
     every 10th pose of a training subject (subject: the detector's keypoints exist only
     for the training subjects); the projections, the detections ('pose_2d_det') or the
     orthographic projections (x, y of the 3D pose, as the TIPS authors' code scores),
-    with Gaussian noise of `noise` pixels drawn from `seed`. Returns (set, variant:
-    a name for the result files, '' for the test split's clean projections)."""
-    if subject is None:
-        split = dataset.load(path, "test")
-    else:
-        split = dataset.load(path, "train").with_3d().hold_out(subject)[1]
+    with Gaussian noise of `noise` pixels drawn from `seed`, then each video's track
+    smoothed over time by a Gaussian of `smooth` frames (smoothing.py; the noise too),
+    as lift --smooth does. Returns (set, variant: a name for the result files, '' for
+    the test split's clean projections)."""
+    if smooth and inputs == "orthographic":
+        raise EvaluationError("--smooth smooths the projections or the detections, not --inputs orthographic")
+    every = dataset.load(path, "test") if subject is None else dataset.load(path, "train").with_3d()
+    split = every if subject is None else every.hold_out(subject)[1]
     if inputs == "detections":
         split = split.with_detections()
         split = split.with_2d(split.paired.pose_2d)
@@ -141,14 +144,25 @@ def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None):
     if noise:
         noisy, _, _ = add_noise(split.pose_2d, split.scale, noise, np.random.default_rng(seed))
         split = split.with_2d(noisy)
+    if smooth:   # the whole tracks (every pose of the subject), smoothed, then the scored poses' rows
+        video = every if subject is None else every.hold_out(subject, every=1)[1]
+        video = video.with_detections().paired if inputs == "detections" else video
+        if noise:
+            noisy, _, _ = add_noise(video.pose_2d, video.scale, noise, np.random.default_rng(seed))
+            video = video.with_2d(noisy)
+        track, frame = video.tracks()
+        pixels = video.pose_2d * video.scale[:, None, None] + video.root[:, None]
+        smoothed = dataset.normalise_2d(smooth_tracks(pixels, track, frame, smooth))[0].astype(np.float32)
+        split = split.with_2d(smoothed[np.searchsorted(video.row, split.row)])
     variant = ".".join(v for v in ("" if subject is None else f"S{subject}",
                                    "" if inputs == "projections" else inputs,
-                                   f"noise{noise:g}-seed{seed}" if noise else "") if v)
+                                   f"noise{noise:g}-seed{seed}" if noise else "",
+                                   f"smooth{smooth:g}" if smooth else "") if v)
     return split, variant
 
 
 def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print, overwrite=False, inputs="projections",
-                  noise=0.0, seed=0, subject=None, adapter="auto"):
+                  noise=0.0, seed=0, subject=None, adapter="auto", smooth=0.0, mirror_average=False):
     """Evaluate trained models (run folders or checkpoints) side by side on the
     test split of `data` (default: each model's own data file), writing
     evaluation.json/.csv into each run folder (beside a model file that is not a
@@ -156,8 +170,9 @@ def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print, overw
     model's own, evaluation.<data file's name>.json/.csv (results_stem). Each JSON
     records the data file; one made from another file is replaced only if
     `overwrite`. per_pose_sign applies the per-pose correction of orientation.py
-    first. inputs, noise, seed, subject: the 2D given (scoring_set; the result files'
-    names say which); adapter: the lifter's 2D adapter to apply (adapter.choose_adapter).
+    first. inputs, noise, seed, subject, smooth: the 2D given (scoring_set; the result
+    files' names say which); adapter: the lifter's 2D adapter to apply
+    (adapter.choose_adapter); mirror_average: as lift's (model.predict_depths).
     Returns rows for format_table: each model's metrics, then the z_hat = 0 baseline
     and the floor (the input's x, y with the true depths) of each input used."""
     rows, testsets, baselines = {}, {}, {}
@@ -167,9 +182,11 @@ def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print, overw
         path = data or ckpt["config"].get("data")
         run_dir = os.path.dirname(ckpt["path"])   # the folder of the checkpoint file
         label = os.path.basename(os.path.normpath(run_dir)) or run_dir
-        if (path, inputs, noise, seed, subject) not in testsets:
-            testsets[path, inputs, noise, seed, subject] = scoring_set(path, inputs, noise, seed, subject)
-        test, variant = testsets[path, inputs, noise, seed, subject]
+        key = (path, inputs, noise, seed, subject, smooth)
+        if key not in testsets:
+            testsets[key] = scoring_set(*key)
+        test, variant = testsets[key]
+        variant = ".".join(v for v in (variant, "mirror" if mirror_average else "") if v)
         stem = results_stem(ckpt, path) + (f".{variant}" if variant else "")
         if os.path.basename(ckpt["path"]) != "checkpoint.h5":  # best.h5, or an exported model in data/
             label = f"{label}/{os.path.splitext(os.path.basename(ckpt['path']))[0]}"
@@ -181,7 +198,7 @@ def evaluate_runs(runs, data=None, xp=np, per_pose_sign=False, echo=print, overw
             from .fit_adapter import load_adapters   # (fit_adapter imports this module)
             test = test.with_2d(adapt(*load_adapters(ckpt, xp)[layout], test.pose_2d)[0])
             echo(f"{label}: the 2D adapter A/{layout} applied")
-        z_hat = predict_depths(gen, params, state, test.pose_2d)
+        z_hat = predict_depths(gen, params, state, test.pose_2d, mirror_average=mirror_average)
         if not np.all(np.isfinite(z_hat)):
             raise EvaluationError(f"{ckpt['path']}: the model's depths are NaN or infinite on "
                                   f"{int((~np.isfinite(z_hat)).any(axis=1).sum()):,} of the {len(z_hat):,} test "

@@ -320,18 +320,21 @@ def plot_rows(poses, frame=None, person=None, gif=False):
     return np.flatnonzero(same(poses.person, poses.person[first]))
 
 
-def lift_poses(gen, params, state, pose_px, per_pose_sign=False, perspective=None, adapter=None):
+def lift_poses(gen, params, state, pose_px, per_pose_sign=False, perspective=None, adapter=None,
+               mirror_average=False):
     """Pixel poses (N, 17, 2) -> (normalised 3D (N, 17, 3), pixel-scale 3D (N, 17, 3)).
     per_pose_sign: the per-pose correction of orientation.py; perspective: the model's
     camera (its configuration's), through which the 2D pose is unprojected at z_hat;
-    adapter: (net, params, state) of a 2D adapter (adapter.py), applied first."""
+    adapter: (net, params, state) of a 2D adapter (adapter.py), applied first;
+    mirror_average: z_hat averaged with the mirror image's (model.predict_depths)."""
     pose_2d, scale = normalise_2d(pose_px)
     root = pose_px[:, 0].astype(np.float64)
     if adapter is not None:   # the adapted pose, in the image: (Y'_n s' + root') s + root
         pose_2d, s, root_shift = adapt(*adapter, pose_2d)
         root = root + root_shift * scale[:, None]
         scale = scale * s
-    z_hat = predict_depths(gen, params, state, pose_2d.astype(np.float32)).astype(np.float64)
+    z_hat = predict_depths(gen, params, state, pose_2d.astype(np.float32),
+                           mirror_average=mirror_average).astype(np.float64)
     if per_pose_sign:
         z_hat = per_pose_correction(pose_2d, z_hat)[0]
     pose_3d = unproject_view(pose_2d, z_hat, perspective)

@@ -14,7 +14,7 @@ import numpy as np
 from .backend import get_array_module, to_numpy
 from .errors import TipsError
 from .nn.mlp import MLP
-from .skeleton import KEYPOINTS, PARTS
+from .skeleton import KEYPOINTS, MIRROR, PARTS
 
 # The generators' final Linear starts at 1/100 of its He scale, so training starts
 # from flat poses (z_hat ~ 0). At the full scale the tanh output starts at large
@@ -165,15 +165,23 @@ class Generator:
         return z_hat, [c for _, c in out]
 
 
-def predict_depths(gen, params, state, pose_2d, batch_size=8192):
+def predict_depths(gen, params, state, pose_2d, batch_size=8192, mirror_average=False):
     """z_hat (N, 17) for normalised 2D poses (host arrays in, host arrays out),
-    the networks in evaluation mode (batch-norm running statistics)."""
+    the networks in evaluation mode (batch-norm running statistics).
+
+    mirror_average: also lift each pose's mirror image (x -> -x, left and right
+    swapped, skeleton.MIRROR), whose true depths are the pose's own with the joints
+    swapped, and average the two z_hat: a test-time average, no training involved."""
     xp = get_array_module(next(iter(params.values())))
     out = []
     for i in range(0, len(pose_2d), batch_size):
         z, _ = gen.lift(params, xp.asarray(pose_2d[i:i + batch_size]), train=False, state=state)
         out.append(to_numpy(z))
-    return np.concatenate(out)
+    z_hat = np.concatenate(out)
+    if mirror_average:
+        mirrored = pose_2d[:, MIRROR] * np.array([-1, 1], dtype=pose_2d.dtype)
+        z_hat = (z_hat + predict_depths(gen, params, state, mirrored, batch_size)[:, MIRROR]) / 2
+    return z_hat
 
 
 def make_discriminator(width, blocks, activation="leaky_relu"):

@@ -11,6 +11,9 @@ JOINTS = ["hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_kne
           "left_wrist", "right_shoulder", "right_elbow", "right_wrist"]
 ROOT = 0
 KEYPOINTS = list(range(1, 17))  # what the networks lift: every joint but the root
+# Each joint's mirror image: left and right swapped (a pose seen in a mirror, x -> -x)
+MIRROR = [JOINTS.index(j.replace("left", "right") if j.startswith("left") else j.replace("right", "left"))
+          for j in JOINTS]
 
 # Parts as joint indices. TIPS: torso = spine, thorax, neck, head, shoulders,
 # elbows, wrists (10); legs = hips, knees, ankles (6), the root omitted.
