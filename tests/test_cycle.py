@@ -25,10 +25,11 @@ TOL = 1e-6
 def test_each_group_gets_the_gradient_of_its_own_objective(rng, parts, combine, gan, perspective):
     gen, disc, params, pose, R = tiny_setup(rng, parts, combine)
     grads = {}
-    cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, gan, None, perspective)
+    settings = cycle.Objective(gan=gan, perspective=perspective)
+    cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, settings)
     for name, _, _ in gen.groups:
         def objective():
-            return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {}, gan, None, perspective)[name]["total"]
+            return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {}, settings)[name]["total"]
         mine = [k for k in params if k.startswith(f"G/{name}/") or (combine and k.startswith("G/"))]
         assert mine and set(mine) <= set(grads)
         for k in mine:
@@ -56,8 +57,8 @@ def test_discriminator_gradient(rng, gan, weigh_facing):
     gen, disc, params, pose, R = tiny_setup(rng, ["torso", "legs"])
 
     def loss(grads):
-        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, gan, weigh_facing=weigh_facing,
-                                      pitch=0.2)["D"]
+        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads,
+                                      cycle.Objective(gan=gan, weigh_facing=weigh_facing, pitch=0.2))["D"]
 
     grads = {}
     loss(grads)
@@ -119,7 +120,7 @@ def test_the_all_angle_constraint_through_the_whole_step(rng, parts, w_90):
     gen, disc, params, pose, R = tiny_setup(rng, parts)
 
     def step(grads):
-        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, w_90=w_90, w_inf=2.0)
+        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, cycle.Objective(w_90=w_90, w_inf=2.0))
     grads = {}
     losses = step(grads)
     for name, _, _ in gen.groups:
@@ -148,7 +149,8 @@ def test_discriminator_gradient_with_smoothed_labels_and_scaled_adversarial_weig
     gen, disc, params, pose, R = tiny_setup(rng, ["torso", "legs"])
 
     def losses(grads):
-        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads, adv_scale=7.5, real_label=0.8)
+        return cycle.adversarial_step(gen, disc, params, pose, R, FLIP, grads,
+                                      cycle.Objective(adv_scale=7.5, real_label=0.8))
 
     grads = {}
     losses(grads)
@@ -157,7 +159,8 @@ def test_discriminator_gradient_with_smoothed_labels_and_scaled_adversarial_weig
         value = (lambda: losses({})["D"]) if name == "D" else (lambda: losses({})[name]["total"])
         err = relative_error(grads[k], numerical_gradient(value, params[k]))
         assert err < TOL, f"{k}: relative error {err:.2e}"
-    plain, scaled = (cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {}, adv_scale=s) for s in (1.0, 7.5))
+    plain, scaled = (cycle.adversarial_step(gen, disc, params, pose, R, FLIP, {}, cycle.Objective(adv_scale=s))
+                     for s in (1.0, 7.5))
     for g in ("torso", "legs"):
         w = cycle.adversarial_weight(g, 10 if g == "torso" else 6)
         np.testing.assert_allclose(scaled[g]["total"] - plain[g]["total"], 6.5 * w * plain[g]["adv"])

@@ -37,8 +37,9 @@ def setup(parts, combine=False, n=48, seed=0):
 def both(parts, combine=False, **options):
     gen, disc, params, state, pose, R, flip = setup(parts, combine)
     state_fast, grads_fast = {k: v.copy() for k, v in state.items()}, {}
-    fast = cycle.adversarial_step(gen, disc, params, pose, R, flip, grads_fast, state=state_fast, **options)
-    reference, grads_ref = reference_step(gen, disc, params, state, pose, R, flip, **options)
+    objective = cycle.Objective(**options)
+    fast = cycle.adversarial_step(gen, disc, params, pose, R, flip, grads_fast, objective, state=state_fast)
+    reference, grads_ref = reference_step(gen, disc, params, state, pose, R, flip, objective)
     return (fast, grads_fast, state_fast), (reference, grads_ref, state)
 
 
@@ -70,7 +71,17 @@ def test_a_changed_weight_in_the_reference_is_caught():
     gen, disc, params, state, pose, R, flip = setup(["torso", "legs"])
     grads_fast = {}
     cycle.adversarial_step(gen, disc, params, pose, R, flip, grads_fast)
-    _, grads_ref = reference_step(gen, disc, params, dict(state), pose, R, flip, w_90=cycle.W_90 * 1.01)
+    changed = cycle.Objective(w_90=cycle.W_90 * 1.01)
+    _, grads_ref = reference_step(gen, disc, params, dict(state), pose, R, flip, changed)
     worst = max(np.abs(grads_ref[k] - grads_fast[k]).max() / np.abs(grads_fast[k]).max()
                 for k in grads_fast if k.startswith("G/"))
     assert worst > 1e3 * RTOL
+
+
+def test_the_reference_refuses_the_terms_it_leaves_out():
+    """w_inf and weigh_facing are the fast path's alone: the reference says so rather
+    than return numbers without them."""
+    gen, disc, params, state, pose, R, flip = setup(["torso", "legs"])
+    for left_out in (dict(w_inf=1.0), dict(weigh_facing=0.5)):
+        with pytest.raises(ValueError, match="leaves out w_inf and weigh_facing"):
+            reference_step(gen, disc, params, dict(state), pose, R, flip, cycle.Objective(**left_out))

@@ -451,9 +451,9 @@ def test_the_discriminator_is_updated_on_one_step_in_d_every(tmp_path, tiny_data
     --d-lr-scale are recorded in the run's configuration."""
     seen = []
 
-    def recording_step(*args):
-        seen.append(args[-3:])  # (update_disc, pitch, weigh_facing)
-        return cycle.train_step(*args)
+    def recording_step(gen, disc, params, state, opt, pose_2d, randomness, objective, rng, update_disc):
+        seen.append((update_disc, objective.pitch, objective.weigh_facing))
+        return cycle.train_step(gen, disc, params, state, opt, pose_2d, randomness, objective, rng, update_disc)
     monkeypatch.setattr("tips_np.train.train_step", recording_step)
     config, _ = train({**TINY, "epochs": 1, "data": tiny_data, "d_every": 3, "d_lr_scale": 0.5, "view_pitch": 12.0,
                        "weigh_facing": 0.5}, str(tmp_path / "run"), echo=lambda s: None)

@@ -25,7 +25,7 @@ import numpy as np
 from . import backend, machine
 from .atomic import atomic_write
 from .backend import to_device
-from .cycle import draw_randomness, flatten_losses, train_step
+from .cycle import Objective, Randomness, draw_randomness, flatten_losses, train_step
 from .model import Generator, init_networks, make_discriminator
 from .skeleton import JOINTS
 from .nn import linear
@@ -93,10 +93,10 @@ def one_step_setup(device, parts, width, blocks, batch, seed=0, w_inf=0.0):
     pose[:, 0] = 0
     pose /= np.abs(pose).max(axis=(1, 2), keepdims=True)
     pose = xp.asarray(pose)
-    views = [xp.asarray(r) for r in draw_randomness(rng, batch, np.pi)]
+    randomness = Randomness(*(xp.asarray(r) for r in draw_randomness(rng, batch, np.pi)))
 
     def step():
-        return train_step(gen, disc, params, state, opt, pose, *views, w_inf=w_inf)
+        return train_step(gen, disc, params, state, opt, pose, randomness, Objective(w_inf=w_inf))
     return step, params
 
 

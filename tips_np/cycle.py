@@ -28,6 +28,7 @@ discriminator's after its two backwards, a group's stacked call's after its
 backward); every group's G(Y) cache lives until its own backward: at width 1024
 and batch 8192 one generator call on one batch caches about 0.7 GB.
 """
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -84,13 +85,48 @@ def unflat(d_flat):
     return d
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What a training step minimises, set once per run (the defaults are the papers'):
+    gan: the adversarial loss, "bce" (TIPS eq. 6) or "lsgan" (representations paper eq. 6);
+    perspective: None for the orthographic camera P (the papers'), else the camera's
+    distance; w_90: the weight of L90 (TIPS eqs. 3-5; 0 leaves it out); w_inf: the weight
+    of the all-angle consistency of TIPS's appendix A.3 (0, the papers': left out);
+    adv_scale: multiplies TIPS's adversarial weights (eqs. 8-9); real_label: the
+    discriminator's target for real poses (0.8 smooths it); pitch (radians): turns the
+    random views about the body's axis as a camera looking down sees it
+    (geometry.rotation_matrices; 0: about the camera's); weigh_facing: the strength of
+    the discriminator's facing weights (facing_weights; 0: not weighed)."""
+    gan: str = "bce"
+    perspective: float | None = None
+    w_90: float = W_90
+    w_inf: float = 0.0
+    adv_scale: float = 1.0
+    real_label: float = 1.0
+    pitch: float = 0.0
+    weigh_facing: float = 0.0
+
+
+class Randomness(NamedTuple):
+    """A batch's random draws (N,), or a whole epoch's (steps, N): each pose's random
+    view R (TIPS section 3.2), given by its azimuth and elevation, and whether the
+    discriminator's label of it is flipped."""
+    azimuth: object
+    elevation: object
+    flip: object
+
+    def step(self, i):
+        """Step i's draws (N,) of an epoch's (steps, N)."""
+        return Randomness(*(r[i] for r in self))
+
+
 def draw_randomness(rng, shape, azimuth_range):
     """A step's (or a whole epoch's, shape (steps, N)) random views and label
     flips, drawn on the host: azimuth uniform in [-a, a], elevation uniform in
     [-pi/18, pi/18], and True where the discriminator's label is flipped (10%)."""
     azimuth = rng.uniform(-azimuth_range, azimuth_range, shape).astype(np.float32)
     elevation = rng.uniform(-ELEVATION, ELEVATION, shape).astype(np.float32)
-    return azimuth, elevation, rng.random(shape) < LABEL_FLIP
+    return Randomness(azimuth, elevation, rng.random(shape) < LABEL_FLIP)
 
 
 class View(NamedTuple):
@@ -139,36 +175,31 @@ class Back(NamedTuple):
     c_back: object     # the projection's cache
 
 
-def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan="bce", state=None, perspective=None,
-                     rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0, update_disc=True,
-                     weigh_facing=0.0, pitch=0.0):
+def adversarial_step(gen, disc, params, pose_2d, R, flip, grads, objective=Objective(), state=None, rng=None,
+                     update_disc=True):
     """Losses of every group and of the discriminator and, into `grads`, each
     generator group's gradient of its own L_p and (if update_disc) the
     discriminator's gradient.
 
     pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) random views;
-    flip: (N,) True where the discriminator's label is flipped; perspective: None
-    for the orthographic view, else the camera's distance; rng draws dropout masks
-    (only when the networks have dropout); w_90 weighs L90 (0: left out) and w_inf
-    the all-angle consistency of TIPS's appendix A.3 (0, the papers' method: left out);
-    adv_scale multiplies TIPS's adversarial weights (1: the papers') and real_label
-    is the discriminator's target for real poses (1: the papers'; 0.8 smooths it).
+    flip: (N,) True where the discriminator's label is flipped; objective: the losses'
+    settings (Objective); rng draws dropout masks (only when the networks have dropout).
     update_disc False leaves the discriminator's backward out (its loss is still
-    reported): a step that updates the generators only. weigh_facing (0: not)
-    weighs the discriminator's terms of the views by how often real poses face that
-    way, at that strength (facing_weights; pitch as in rotation_matrices).
+    reported): a step that updates the generators only.
     Returns losses: {group: {adv, l2d, l90[, linf], total}, 'D': discriminator loss}.
     """
+    gan, perspective, w_90, w_inf = objective.gan, objective.perspective, objective.w_90, objective.w_inf
     z_hat, c_lift = gen.lift(params, pose_2d, True, state, rng)                 # eq. 1
     view = random_view(pose_2d, z_hat, R, perspective)
-    fake_weight = facing_weights(view, R, perspective, pitch, weigh_facing) if weigh_facing else None
+    fake_weight = (facing_weights(view, R, perspective, objective.pitch, objective.weigh_facing)
+                   if objective.weigh_facing else None)
     loss_adv, d_y_tilde_adv, loss_disc = adversarial_losses(disc, params, pose_2d, view.y_tilde, flip,
                                                             grads if update_disc else None, gan, state, rng,
-                                                            real_label, fake_weight)
+                                                            objective.real_label, fake_weight)
 
     def group_step(group, c_first):
         """L_p of one group and its gradient into grads (only the group's own entries)."""
-        w_adv = adv_scale * adversarial_weight(group.name, len(group.joints))
+        w_adv = objective.adv_scale * adversarial_weight(group.name, len(group.joints))
         # L2D and L90 from one stacked call of G; d L_p / d Y~ through L2D (eq. 2) and
         # the shared L_adv (eq. 6), then back to z_hat, where L90's gradient joins it
         l2d, l90, d_y_tilde, d_scale, d_z_90 = consistency_losses(group, params, pose_2d, z_hat, view, R, grads,
@@ -323,19 +354,16 @@ def discriminator_backward(disc, params, logits, c_disc, flip, grads, gan="bce",
     return loss
 
 
-def train_step(gen, disc, params, state, opt, pose_2d, azimuth, elevation, flip, gan="bce",
-               perspective=None, rng=None, w_90=W_90, w_inf=0.0, adv_scale=1.0, real_label=1.0, update_disc=True,
-               pitch=0.0, weigh_facing=0.0):
+def train_step(gen, disc, params, state, opt, pose_2d, randomness, objective=Objective(), rng=None,
+               update_disc=True):
     """One step of both networks (of the generators alone if not update_disc):
-    every gradient, then one Adam update. The
-    random views and label flips (N,) are drawn by the caller (draw_randomness)
+    every gradient, then one Adam update. The random views and label flips
+    (randomness: Randomness of (N,) arrays) are drawn by the caller (draw_randomness)
     and live where pose_2d lives, so a GPU step copies nothing from the host;
-    rng draws dropout masks, if any; pitch (radians) turns the views about the
-    body's axis as a camera looking down sees it (geometry.rotation_matrices);
-    weigh_facing: see adversarial_step."""
-    R = rotation_matrices(azimuth, elevation, pose_2d.dtype, pitch)
+    objective: the losses' settings (Objective); rng draws dropout masks, if any."""
+    R = rotation_matrices(randomness.azimuth, randomness.elevation, pose_2d.dtype, objective.pitch)
     grads = {}
-    losses = adversarial_step(gen, disc, params, pose_2d, R, flip, grads, gan, state, perspective, rng, w_90, w_inf,
-                              adv_scale, real_label, update_disc, weigh_facing, pitch)
+    losses = adversarial_step(gen, disc, params, pose_2d, R, randomness.flip, grads, objective, state, rng,
+                              update_disc)
     opt.step(params, grads)
     return losses

@@ -214,8 +214,8 @@ def _step(rng, parts=("torso", "legs"), gan="bce", perspective=None, w_inf=0.0):
     gen, disc, params, pose, R = tiny_cycle(rng, list(parts))
 
     def step(grads):
-        return cycle.adversarial_step(gen, disc, params, pose, R, LABEL_FLIPS, grads, gan, None, perspective,
-                                      w_inf=w_inf)
+        return cycle.adversarial_step(gen, disc, params, pose, R, LABEL_FLIPS, grads,
+                                      cycle.Objective(gan=gan, perspective=perspective, w_inf=w_inf))
     grads = {}
     step(grads)
     rows = {}

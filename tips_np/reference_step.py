@@ -14,23 +14,26 @@ step that leaves the discriminator alone, and dropout. Eq. 7 (distillation) is a
 step of its own: distill.distill_step.
 """
 from .backend import get_array_module
-from .cycle import W_2D, W_90, adversarial_weight, flat, unflat
+from .cycle import W_2D, Objective, adversarial_weight, flat, unflat
 from .geometry import (max_normalise, max_normalise_backward, project_view, project_view_backward, rotate,
                        rotate_backward, unproject_view, unproject_view_backward)
 from .losses import discriminator_loss, generator_adversarial_loss, ninety_degree_loss, reprojection_loss
 
 
-def reference_step(gen, disc, params, state, pose_2d, R, flip, gan="bce", perspective=None, w_90=W_90,
-                   adv_scale=1.0, real_label=1.0):
+def reference_step(gen, disc, params, state, pose_2d, R, flip, objective=Objective()):
     """Losses and gradients of one step, as cycle.adversarial_step's.
 
     pose_2d: (N, 17, 2) real normalised 2D poses Y; R: (N, 3, 3) the random views
     (geometry.rotation_matrices); flip: (N,) True where the discriminator's label is
-    flipped; perspective: None (orthographic, the papers') or the camera's distance;
-    adv_scale and real_label: as in cycle.adversarial_step (1 and 1: the papers').
+    flipped; objective: the losses' settings (cycle.Objective; its defaults are the
+    papers'), of which w_inf and weigh_facing must be 0 (left out here).
     Updates the batch-norm running statistics in `state` (of G(Y) and D's call).
     Returns (losses, grads): losses {group: {adv, l2d, l90, total}, 'D': L_D};
     grads {parameter: gradient}: each group's of its own L_p, D's of its loss."""
+    if objective.w_inf or objective.weigh_facing:
+        raise ValueError("reference_step leaves out w_inf and weigh_facing: cycle.adversarial_step has them")
+    gan, perspective, w_90 = objective.gan, objective.perspective, objective.w_90
+    adv_scale, real_label = objective.adv_scale, objective.real_label
     xp = get_array_module(pose_2d)
     n = len(pose_2d)
     R_inv = R.transpose(0, 2, 1)

@@ -2,6 +2,12 @@
 distillation steps), evaluation, a per-epoch CSV log and an atomic checkpoint
 that `--resume` continues from.
 
+_train reads top to bottom: the set-up (the configuration, the networks, the data, a
+student's teachers: one small function each, below it), then the epoch loop, whose
+every step is either TIPS's adversarial step (cycle.train_step, its losses' settings
+one cycle.Objective built from the configuration) or a student's distillation step
+(distill.distill_step).
+
 Evaluation: on the test split after every epoch, unless a training subject is
 held out for validation (val_subject): then the held-out subject is scored every
 val_every steps and at the end of every epoch (val.csv: P-MPJPE against training
@@ -21,7 +27,7 @@ import numpy as np
 from . import checkpoint, dataset, machine
 from .atomic import atomic_write, make_folder
 from .backend import to_device, to_numpy, use_device
-from .cycle import draw_randomness, flatten_losses, train_step
+from .cycle import Objective, Randomness, draw_randomness, flatten_losses, train_step
 from .distill import distill_step
 from .errors import TipsError
 from .evaluate import evaluate_depths
@@ -158,27 +164,121 @@ def train(config, run_dir, resume=False, echo=print, progressbar=None, overwrite
         raise
 
 
-def _train(config, run_dir, resume, echo, progressbar, overwrite):
+def _train(given, run_dir, resume, echo, progressbar, overwrite):
+    """Set up (the configuration, the networks, the data, a student's teachers), then
+    the epochs: steps over shuffled batches, then the depth sign, validation, the test
+    split, a log row and a checkpoint."""
     check_run_folder(run_dir, resume, overwrite)
-    given, config = config, resolve(config)
+    ckpt_path, log_path = os.path.join(run_dir, "checkpoint.h5"), os.path.join(run_dir, "log.csv")
+    config = resolve(given)
     check_options(config)
     xp = use_device(config["device"])
-    ckpt_path, log_path = os.path.join(run_dir, "checkpoint.h5"), os.path.join(run_dir, "log.csv")
-    if resume:  # the run's own configuration; only the epochs and the device may change
-        ckpt = checkpoint.load(ckpt_path)
-        check_resume(given, {**DEFAULTS, **ckpt["config"]}, ckpt_path)
-        config = {**DEFAULTS, **ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
-        if config["lr_schedule"] != "constant" and config["epochs"] != ckpt["config"]["epochs"]:
-            echo(f"the {config['lr_schedule']} schedule now spans {config['epochs']} epochs, not "
-                 f"{ckpt['config']['epochs']}: the learning rate follows the new schedule from here")
+    ckpt = checkpoint.load(ckpt_path) if resume else None
+    if resume:
+        config = resumed_config(given, config, ckpt, ckpt_path, echo)
     gen, disc = build(config, machine.side_by_side)  # the groups on their own cores where machine.best says
     on_cores = machine.use(machine.best(gen, config["batch_size"])
-                         if config["device"] == "cpu" and disc is not None else "products")
+                           if config["device"] == "cpu" and disc is not None else "products")
+    params, state, opt, rng, start_epoch = start_weights(config, gen, disc, ckpt, ckpt_path, xp, echo)
+    trainset, testset, valset = load_data(config)
+    train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
+    orient_2d = orientation_poses(trainset.pose_2d)
+    if config["teacher"]:  # a TIPS student: its depths are the teachers', seen through the teachers' camera
+        z_teacher, config["perspective"], critic = teacher_depths(config["teacher"], trainset, orient_2d, xp, echo)
+    else:
+        z_teacher, critic = None, f"discriminator {disc.n_params():,}"
+    objective = objective_of(config)
+    make_folder(run_dir)  # only now that the data, the teachers and any checkpoint loaded
+    echo(_summary(config, gen, critic, trainset, testset, valset, on_cores))
+    if overwrite:
+        start_over(run_dir)
+    if resume:
+        catch_up_log(ckpt, log_path)
+    steps_per_epoch = max(len(trainset) // config["batch_size"], 1)
+    total_steps = steps_per_epoch * config["epochs"]
+    elapsed = json.loads(ckpt["attrs"].get("elapsed", "0")) if resume else 0.0  # training seconds so far
+    best = json.loads(ckpt["attrs"].get("best", "null")) if resume else None  # {"step", "epoch", "val_p_mpjpe"}
+    flip_sign = disc is not None  # orient flips a GAN's depth sign by anatomy; a student's is checked, never flipped
+
+    result = None
+    for epoch in range(start_epoch + 1, config["epochs"] + 1):
+        t0 = time.time()
+        history = []
+        # the epoch's batches, views and label flips, moved to the device at once (a student draws
+        # the views too, unused, so its random stream is a GAN run's)
+        batches = np.stack(list(trainset.batches(config["batch_size"], rng)))
+        randomness = draw_randomness(rng, batches.shape, math.radians(config["azimuth"]))
+        batches, randomness = xp.asarray(batches), Randomness(*(xp.asarray(r) for r in randomness))
+        bar = progressbar(len(batches), f"epoch {epoch}/{config['epochs']}") if progressbar else None
+        with (bar or _NoBar()) as b:
+            for i in range(len(batches)):
+                step, pose_2d = (epoch - 1) * steps_per_epoch + i, train_2d[batches[i]]
+                opt.lr = learning_rate(config, step, total_steps)
+                if z_teacher is None:  # TIPS section 3: the adversarial cycle; D updated on one step in d_every
+                    losses = train_step(gen, disc, params, state, opt, pose_2d, randomness.step(i), objective, rng,
+                                        step % config["d_every"] == 0)
+                else:                  # TIPS section 3.4: the student matches its teachers' depths (eq. 7)
+                    losses = distill_step(gen, params, state, opt, pose_2d, z_teacher[batches[i]], rng)
+                history.append(flatten_losses(losses))
+                if valset is not None and config["val_every"] and (step + 1) % config["val_every"] == 0 \
+                        and i + 1 < len(batches):  # (the epoch's end validates below)
+                    orient(gen, params, state, orient_2d, opt.state, flip=flip_sign)
+                    _, best = validate(gen, params, state, valset, config, run_dir, best, epoch, step + 1,
+                                       elapsed + time.time() - t0, opt.lr)
+                b.update(1, _running(history) if (i + 1) % 10 == 0 else None)  # (reading losses back: a GPU sync)
+        losses = mean_losses(history)
+        if not all(math.isfinite(v) for v in losses.values()):
+            kept = f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})" if epoch > 1 else "nothing kept"
+            raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); {kept}; "
+                           f"a smaller --lr may help")
+        seconds = time.time() - t0
+        report = orient(gen, params, state, orient_2d, opt.state, flip=flip_sign)  # the depth sign (orientation.py)
+        val_row, best = validate(gen, params, state, valset, config, run_dir, best, epoch, epoch * steps_per_epoch,
+                                 elapsed + seconds, opt.lr)
+        elapsed += seconds
+        row = {"epoch": epoch, "seconds": round(seconds, 2), **{k: round(v, 6) for k, v in losses.items()},
+               **{f"{g}/{k}": round(float(v), 4) for g, r in report.items() for k, v in r.items()}, **val_row}
+        if valset is None and testset is not None and (epoch % config["eval_every"] == 0
+                                                       or epoch == config["epochs"]):
+            result = score(gen, params, state, testset, config["perspective"])
+            row.update(_test_columns(result))
+        with _appending_csv(log_path, row):  # the log's row lands once the checkpoint has (which keeps it too)
+            checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng,
+                            extra={"oriented": True, "elapsed": round(elapsed, 3), "best": best, "log_row": row})
+        echo(_describe(row, report))
+
+    if valset is not None:  # the test split scored once, on the weights that validated best
+        best_path = os.path.join(run_dir, "best.h5")
+        echo(f"best validation P-MPJPE {best['val_p_mpjpe']:.1f} mm at step {best['step']} "
+             f"(epoch {best['epoch']}): {best_path}, scored on the test split")
+        _, params, state = checkpoint.load_model(checkpoint.load(best_path), xp)  # (gen: the same networks)
+    if testset is not None and (valset is not None or result is None):  # (or resumed with nothing left)
+        result = score(gen, params, state, testset, config["perspective"])
+    return config, result
+
+
+# --- the set-up, step by step ----------------------------------------------------------------------------
+
+def resumed_config(given, config, ckpt, ckpt_path, echo):
+    """A resumed run's configuration: its checkpoint's, but for the epochs and the device
+    given (`config`); any other option given must agree with the checkpoint's."""
+    check_resume(given, {**DEFAULTS, **ckpt["config"]}, ckpt_path)
+    resumed = {**DEFAULTS, **ckpt["config"], "epochs": config["epochs"], "device": config["device"]}
+    if resumed["lr_schedule"] != "constant" and resumed["epochs"] != ckpt["config"]["epochs"]:
+        echo(f"the {resumed['lr_schedule']} schedule now spans {resumed['epochs']} epochs, not "
+             f"{ckpt['config']['epochs']}: the learning rate follows the new schedule from here")
+    return resumed
+
+
+def start_weights(config, gen, disc, ckpt, ckpt_path, xp, echo):
+    """The networks' weights, batch-norm statistics, Adam and the random generator: drawn
+    from the seed, or, resuming (ckpt not None), the checkpoint's; all on the device.
+    Returns (params, state, opt, rng, the last epoch done)."""
     rng = np.random.default_rng(config["seed"])
     params, state = init_networks([gen] + ([disc] if disc is not None else []), rng)
     opt = Adam(config["lr"], config["betas"], lr_scale={"D": config["d_lr_scale"]})
     start_epoch = 0
-    if resume:
+    if ckpt is not None:
         checkpoint.check_names(ckpt_path, {k: v.shape for k, v in params.items()}, ckpt["params"], "parameter")
         params, state = dict(ckpt["params"]), dict(ckpt["state"])
         opt.t, opt.state = ckpt["adam_t"], dict(ckpt["adam"])
@@ -186,9 +286,14 @@ def _train(config, run_dir, resume, echo, progressbar, overwrite):
         start_epoch = ckpt["epoch"]
         echo(f"resuming {ckpt_path} after epoch {start_epoch}")
     params, state, opt.state = to_device(params, xp), to_device(state, xp), to_device(opt.state, xp)
+    return params, state, opt, rng, start_epoch
 
+
+def load_data(config):
+    """The training poses, the test split (None: the file has 2D poses only) and the
+    validation subject held out of the training poses (None: none held out)."""
     trainset = dataset.load(config["data"], "train")
-    testset = dataset.load(config["data"], "test") if trainset.has_3d.any() else None   # (None: 2D only)
+    testset = dataset.load(config["data"], "test") if trainset.has_3d.any() else None
     valset = None
     if config["val_subject"] is not None:
         if testset is None:
@@ -198,123 +303,87 @@ def _train(config, run_dir, resume, echo, progressbar, overwrite):
     if config["batch_size"] > len(trainset):
         raise RunError(f"--batch-size {config['batch_size']}: more than the {len(trainset):,} training poses of "
                        f"{config['data'] or dataset.DEFAULT_DATA}; give at most {len(trainset):,}")
-    train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
-    azimuth = math.radians(config["azimuth"])
-    orient_2d = orientation_poses(trainset.pose_2d)
-    if config["teacher"]:  # the student's depths are the teachers', seen through the teachers' camera
-        t_ckpt = checkpoint.load(config["teacher"])
-        teacher, t_params, t_state = checkpoint.load_model(t_ckpt, xp, echo)
-        config["perspective"] = t_ckpt["config"].get("perspective")
-        echo(f"teachers' depth sign: {describe(orient(teacher, t_params, t_state, orient_2d))}")
-        z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
+    return trainset, testset, valset
 
-        def step(global_step, idx, azimuth, elevation, flip):
-            return distill_step(gen, params, state, opt, train_2d[idx], z_teacher[idx], rng)
-        critic = f"distilled from {config['teacher']} ({teacher.n_params():,} parameters)"
-    else:
-        def step(global_step, idx, azimuth, elevation, flip):  # D updated on one step in d_every
-            return train_step(gen, disc, params, state, opt, train_2d[idx], azimuth, elevation, flip,
-                              config["gan"], config["perspective"], rng, config["w_90"], config["w_inf"],
-                              config["adv_scale"], config["real_label"], global_step % config["d_every"] == 0,
-                              math.radians(config["view_pitch"]), config["weigh_facing"])
-        critic = f"discriminator {disc.n_params():,}"
-    make_folder(run_dir)  # only now that the data, the teachers and any checkpoint loaded
-    echo(f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
-         f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
-         f"{gen.n_params():,} parameters; {critic}; "
-         f"{len(trainset):,} training and "
-         + (f"{len(testset):,} test poses" if testset else "no test poses (the file has no 3D poses)")
-         + (f"; subject {config['val_subject']} held out ({len(valset):,} validation poses)" if valset else "")
-         + ("; each generator on its own core" if on_cores == "groups" else ""))
-    val_path = os.path.join(run_dir, "val.csv")
-    if overwrite:  # the run it starts over: its checkpoints, logs and evaluations
-        for name in sorted(os.listdir(run_dir)):
-            if name in RUN_FILES or name.startswith(("evaluation.", "best.evaluation.")):
-                os.remove(os.path.join(run_dir, name))
-    if resume and "log_row" in ckpt["attrs"]:  # stopped between its checkpoint and its log: the log catches up
+
+def teacher_depths(path, trainset, orient_2d, xp, echo):
+    """The teachers' depths of every training pose, on the device, their camera
+    (perspective) and a line describing them."""
+    t_ckpt = checkpoint.load(path)
+    teacher, t_params, t_state = checkpoint.load_model(t_ckpt, xp, echo)
+    echo(f"teachers' depth sign: {describe(orient(teacher, t_params, t_state, orient_2d))}")
+    z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
+    critic = f"distilled from {path} ({teacher.n_params():,} parameters)"
+    return z_teacher, t_ckpt["config"].get("perspective"), critic
+
+
+def objective_of(config):
+    """What the adversarial step minimises, from the run's configuration (cycle.Objective)."""
+    return Objective(gan=config["gan"], perspective=config["perspective"], w_90=config["w_90"],
+                     w_inf=config["w_inf"], adv_scale=config["adv_scale"], real_label=config["real_label"],
+                     pitch=math.radians(config["view_pitch"]), weigh_facing=config["weigh_facing"])
+
+
+def start_over(run_dir):
+    """--overwrite: delete the run the folder holds (its checkpoints, logs and evaluations)."""
+    for name in sorted(os.listdir(run_dir)):
+        if name in RUN_FILES or name.startswith(("evaluation.", "best.evaluation.")):
+            os.remove(os.path.join(run_dir, name))
+
+
+def catch_up_log(ckpt, log_path):
+    """A run stopped between its checkpoint and its log row: the log catches up."""
+    if "log_row" in ckpt["attrs"]:
         row = json.loads(ckpt["attrs"]["log_row"])
         if _last(log_path) != row["epoch"]:
             _append_csv(log_path, row)
-    steps_per_epoch = max(len(trainset) // config["batch_size"], 1)
-    total_steps = steps_per_epoch * config["epochs"]
-    elapsed = json.loads(ckpt["attrs"].get("elapsed", "0")) if resume else 0.0  # training seconds so far
-    best_path = os.path.join(run_dir, "best.h5")
-    best = json.loads(ckpt["attrs"].get("best", "null")) if resume else None  # {"step", "val_p_mpjpe"}
 
-    def score(split):
-        """The tables of evaluate_depths for the current weights on `split`, seen through
-        the run's camera."""
-        return evaluate_depths(predict_depths(gen, params, state, split.pose_2d), split, config["perspective"])
 
-    def validate(epoch, step, seconds):
-        """Orient (the depth sign by anatomy, orientation.py; a student is checked,
-        never flipped), then score the held-out subject and keep the best weights;
-        returns the report and the validation row."""
-        nonlocal best
-        report = orient(gen, params, state, orient_2d, opt.state, flip=disc is not None)
-        row = {}
-        if valset is not None:
-            val = score(valset)
-            row = {"val_p_mpjpe": round(val["P-MPJPE"]["Average"], 2),
-                   "val_p_mpjpe_reflection": round(val["P-MPJPE reflection allowed"]["Average"], 2),
-                   "val_n_mpjpe": round(val["N-MPJPE"]["Average"], 2)}
-            _append_csv(val_path, {"epoch": epoch, "step": step, "seconds": round(seconds, 1),
-                                   "lr": float(f"{opt.lr:.6g}"), **row}, key="step")
-            if best is None or row["val_p_mpjpe"] < best["val_p_mpjpe"]:
-                best = {"step": step, "epoch": epoch, "val_p_mpjpe": row["val_p_mpjpe"]}
-                checkpoint.save_generator(best_path, config, params, state, epoch, {"best": best})
-        return report, row
+# --- evaluation during training --------------------------------------------------------------------------
 
-    result = None
-    for epoch in range(start_epoch + 1, config["epochs"] + 1):
-        t0 = time.time()
-        history = []
-        # the epoch's batches, views and label flips, moved to the device at once
-        batches = np.stack(list(trainset.batches(config["batch_size"], rng)))
-        randomness = draw_randomness(rng, batches.shape, azimuth)
-        batches, randomness = xp.asarray(batches), [xp.asarray(r) for r in randomness]
-        bar = progressbar(len(batches), f"epoch {epoch}/{config['epochs']}") if progressbar else None
-        with (bar or _NoBar()) as b:
-            for i in range(len(batches)):
-                global_step = (epoch - 1) * steps_per_epoch + i
-                opt.lr = learning_rate(config, global_step, total_steps)
-                history.append(flatten_losses(step(global_step, batches[i], *(r[i] for r in randomness))))
-                if valset is not None and config["val_every"] and (global_step + 1) % config["val_every"] == 0 \
-                        and i + 1 < len(batches):  # (the epoch's end validates below)
-                    validate(epoch, global_step + 1, elapsed + time.time() - t0)
-                running = None
-                if (i + 1) % 10 == 0:  # read losses back only now and then (a GPU sync)
-                    running = "  ".join(f"{k} {v:.4f}" for k, v in mean_losses(history[-10:]).items()
-                                        if not k.endswith("/total"))
-                b.update(1, running)
-        losses = mean_losses(history)
-        if not all(math.isfinite(v) for v in losses.values()):
-            kept = f"the last good checkpoint is {ckpt_path} (epoch {epoch - 1})" if epoch > 1 else "nothing kept"
-            raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); {kept}; "
-                           f"a smaller --lr may help")
-        seconds = time.time() - t0
-        report, val_row = validate(epoch, epoch * steps_per_epoch, elapsed + seconds)
-        elapsed += seconds
-        row = {"epoch": epoch, "seconds": round(seconds, 2), **{k: round(v, 6) for k, v in losses.items()},
-               **{f"{g}/{k}": round(float(v), 4) for g, r in report.items() for k, v in r.items()}, **val_row}
-        if valset is None and testset is not None and (epoch % config["eval_every"] == 0
-                                                       or epoch == config["epochs"]):
-            result = score(testset)
-            row.update({"p_mpjpe": round(result["P-MPJPE"]["Average"], 2),
-                        "p_mpjpe_reflection": round(result["P-MPJPE reflection allowed"]["Average"], 2),
-                        "n_mpjpe": round(result["N-MPJPE"]["Average"], 2),
-                        "p_mpjpe_mirrored": round(result["P-MPJPE mirrored"]["Average"], 2)})
-        with _appending_csv(log_path, row):  # the log's row lands once the checkpoint has (which keeps it too)
-            checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng,
-                            extra={"oriented": True, "elapsed": round(elapsed, 3), "best": best, "log_row": row})
-        echo(_describe(row, report))
-    if valset is not None:  # the test split scored once, on the weights that validated best
-        echo(f"best validation P-MPJPE {best['val_p_mpjpe']:.1f} mm at step {best['step']} "
-             f"(epoch {best['epoch']}): {best_path}, scored on the test split")
-        _, params, state = checkpoint.load_model(checkpoint.load(best_path), xp)  # (gen: the same networks)
-    if testset is not None and (valset is not None or result is None):  # (or resumed with nothing left)
-        result = score(testset)
-    return config, result
+def score(gen, params, state, split, perspective):
+    """The tables of evaluate_depths for the weights on `split`, seen through the run's camera."""
+    return evaluate_depths(predict_depths(gen, params, state, split.pose_2d), split, perspective)
+
+
+def validate(gen, params, state, valset, config, run_dir, best, epoch, step, seconds, lr):
+    """Score the held-out subject (a row of val.csv) and keep the weights that score
+    best (best.h5). Returns the validation columns of the log's row ({} when no subject
+    is held out) and the best so far ({"step", "epoch", "val_p_mpjpe"})."""
+    if valset is None:
+        return {}, best
+    val = score(gen, params, state, valset, config["perspective"])
+    row = {"val_p_mpjpe": round(val["P-MPJPE"]["Average"], 2),
+           "val_p_mpjpe_reflection": round(val["P-MPJPE reflection allowed"]["Average"], 2),
+           "val_n_mpjpe": round(val["N-MPJPE"]["Average"], 2)}
+    _append_csv(os.path.join(run_dir, "val.csv"), {"epoch": epoch, "step": step, "seconds": round(seconds, 1),
+                                                   "lr": float(f"{lr:.6g}"), **row}, key="step")
+    if best is None or row["val_p_mpjpe"] < best["val_p_mpjpe"]:
+        best = {"step": step, "epoch": epoch, "val_p_mpjpe": row["val_p_mpjpe"]}
+        checkpoint.save_generator(os.path.join(run_dir, "best.h5"), config, params, state, epoch, {"best": best})
+    return row, best
+
+
+def _test_columns(result):
+    return {"p_mpjpe": round(result["P-MPJPE"]["Average"], 2),
+            "p_mpjpe_reflection": round(result["P-MPJPE reflection allowed"]["Average"], 2),
+            "n_mpjpe": round(result["N-MPJPE"]["Average"], 2),
+            "p_mpjpe_mirrored": round(result["P-MPJPE mirrored"]["Average"], 2)}
+
+
+def _running(history):
+    """The last ten steps' mean losses, for the progress bar."""
+    return "  ".join(f"{k} {v:.4f}" for k, v in mean_losses(history[-10:]).items() if not k.endswith("/total"))
+
+
+def _summary(config, gen, critic, trainset, testset, valset, on_cores):
+    return (f"{'+'.join(config['parts'])}{' (split and recombine)' if config['combine'] else ''}: "
+            f"{len(gen.groups)} generator network(s) of width {gen.width}, {config['blocks']} residual blocks, "
+            f"{gen.n_params():,} parameters; {critic}; "
+            f"{len(trainset):,} training and "
+            + (f"{len(testset):,} test poses" if testset else "no test poses (the file has no 3D poses)")
+            + (f"; subject {config['val_subject']} held out ({len(valset):,} validation poses)" if valset else "")
+            + ("; each generator on its own core" if on_cores == "groups" else ""))
 
 
 def _describe(row, report):
