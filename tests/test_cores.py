@@ -42,6 +42,45 @@ def test_the_groups_side_by_side_give_the_numbers_of_the_groups_in_turn(parts, m
                steps_of(parts, n=1).items() if k.startswith("G/"))  # (the steps changed the weights)
 
 
+def test_the_groups_in_turn_on_one_thread_give_the_numbers_of_the_groups_side_by_side():
+    needs_openblas()
+    runs = {}
+    for mode in ("groups", "turns", "products"):
+        assert machine.use(mode) == mode
+        runs[mode] = steps_of(("torso", "legs"))
+    for k in runs["groups"]:
+        np.testing.assert_array_equal(runs["groups"][k], runs["turns"][k], err_msg=k)
+    # (products on all cores round otherwise: why Chooser never picks 'products')
+    assert any(not np.array_equal(runs["groups"][k], v) for k, v in runs["products"].items())
+
+
+def test_the_chooser_keeps_the_faster_way_and_measures_again():
+    """A clock where a step in turn takes 1 and side by side 3 (a busy core), then the
+    other way round: warm-up steps side by side, trials alternately, the faster kept,
+    and a line saying each new choice."""
+    needs_openblas()
+    cost = {"groups": 3.0, "turns": 1.0}
+    now = [0.0]
+    modes = []
+
+    def step():
+        modes.append(machine.mode())
+        now[0] += cost[machine.mode()]
+        return len(modes)
+
+    chooser = machine.Chooser(every=4, trial=2, warmup=1, clock=lambda: now[0])
+    assert [chooser.run(step) for _ in range(9)] == list(range(1, 10))
+    assert modes == ["groups", "groups", "turns", "groups", "turns", "turns", "turns", "turns", "turns"]
+    assert chooser.news() == ["cores: the generators in turn, 1000.0 ms a step (side by side 3000.0, in turn 1000.0; "
+                              "step 5)"] and chooser.news() == []
+    cost.update(groups=1.0, turns=2.0)
+    for _ in range(4):
+        chooser.run(step)
+    assert modes[9:] == ["groups", "turns", "groups", "turns"] and chooser.chosen == "groups"
+    assert "side by side" in chooser.news()[0]
+    machine.use("products")
+
+
 def test_openblas_gets_its_threads_back_after_the_groups(monkeypatch):
     needs_openblas()
     before = machine._openblas()[1]()
@@ -73,5 +112,5 @@ def test_groups_are_chosen_only_where_they_pay_and_are_safe(monkeypatch):
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "16")
     monkeypatch.setattr(os, "cpu_count", lambda: 16)    # more cores than groups: the products use them
     assert machine.best(tips, 256) == "products"
-    with pytest.raises(ValueError, match="'products' or 'groups'"):
+    with pytest.raises(ValueError, match="expected one of products, groups, turns"):
         machine.use("both")

@@ -120,20 +120,26 @@ def compare_step(device="cuda", parts=("torso", "legs"), width=128, blocks=2, ba
 
 def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=1024,
           steps=5, warmup=2, seed=0, echo=print, w_inf=0.0, instrumented=5, use_cores=None):
-    """use_cores: 'groups' or 'products' (machine.py) for the timed steps; None: as
-    train would. The instrumented steps run with 'products' (side by side, the
-    groups' products would overlap in time)."""
+    """use_cores: 'groups', 'turns' or 'products' (machine.py) for the timed steps;
+    None: the ways train would choose from, each timed, the faster reported (train
+    measures the same on its own steps: machine.Chooser). The instrumented steps run
+    with 'products' (side by side, the groups' products would overlap in time)."""
     xp = backend.use_device(device)
     step, _ = one_step_setup(device, parts, width, blocks, batch, seed, w_inf)
     if use_cores is None:
-        use_cores = machine.best(Generator(list(parts), width=width, blocks=blocks), batch) \
+        best = machine.best(Generator(list(parts), width=width, blocks=blocks), batch) \
             if device == "cpu" else "products"
-    use_cores = machine.use(use_cores)
-
-    echo(f"warming up ({warmup} steps)")
-    _timed(step, warmup)
-    echo(f"timing {steps} steps, cores used for '{use_cores}'")
-    times = _timed(step, steps)
+        ways = ("groups", "turns") if best == "groups" else (best,)
+    else:
+        ways = (machine.use(use_cores),)
+    by_way = {}
+    for way in ways:
+        machine.use(way)
+        echo(f"warming up ({warmup} steps), then timing {steps} steps, cores used for '{way}'")
+        _timed(step, warmup)
+        by_way[way] = _timed(step, steps)
+    use_cores = min(by_way, key=lambda way: statistics.median(by_way[way]))
+    times = by_way[use_cores]
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     echo(f"timing the matrix products of {instrumented} more steps, cores used for 'products'")
     machine.use("products")
@@ -146,7 +152,8 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     achieved = flops / step_s / 1e9
     return {
         "device": device, "parts": list(parts), "width": width, "blocks": blocks, "batch": batch, "w_inf": w_inf,
-        "cores": use_cores, "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
+        "cores": use_cores, "step_s_median_by_cores": {w: statistics.median(t) for w, t in by_way.items()},
+        "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
         "poses_per_s": batch / step_s, "matmuls_per_step": len(shapes), "matmul_gflop_per_step": flops / 1e9,
         "matmul_s_in_step": statistics.median(m for m, _ in per_step), "matmul_share": statistics.median(shares),
         "matmul_share_min": min(shares), "matmul_share_max": max(shares), "matmul_shares": shares,
@@ -165,6 +172,8 @@ def format_report(r):
     """The figures of bench() as lines of text."""
     return (f"{r['device']}  {'+'.join(r['parts'])}  width {r['width']}  blocks {r['blocks']}  batch {r['batch']}  "
             f"cores: {r['cores']}\n"
+            + (f"cores        " + ", ".join(f"{w} {t * 1e3:.1f} ms" for w, t in r["step_s_median_by_cores"].items())
+               + " (the faster is reported below)\n" if len(r["step_s_median_by_cores"]) > 1 else "") +
             f"step         {r['step_s_median'] * 1e3:9.1f} ms median "
             f"({r['step_s_min'] * 1e3:.1f}-{r['step_s_max'] * 1e3:.1f})\n"
             f"throughput   {r['poses_per_s']:9.0f} poses/s\n"

@@ -615,9 +615,10 @@ def correlations(model, pair, poses, data, device, out):
               help="Time the step with the all-angle consistency (any weight > 0).")
 @click.option("--out", default="bench.json", show_default=True, type=click.Path(dir_okay=False),
               help="JSON file for the figures.")
-@click.option("--cores", "use_cores", type=click.Choice(["groups", "products"]), default=None,
-              help="How a CPU step uses the cores: each generator group on its own core ('groups') or every "
-                   "product on all cores ('products'); default: as train decides (tips_np/machine.py).")
+@click.option("--cores", "use_cores", type=click.Choice(["groups", "turns", "products"]), default=None,
+              help="How a CPU step uses the cores: each generator group on its own core ('groups'), the groups "
+                   "in turn on one core ('turns', the same numbers) or every product on all cores ('products'); "
+                   "default: each way train chooses from, timed (tips_np/machine.py).")
 def bench(device, parts, width, blocks, batch, steps, warmup, instrumented, w_inf, out, use_cores):
     """Time whole adversarial training steps (both networks, all losses) and
     report step time, poses/s, the share of time in matrix products, achieved

@@ -8,21 +8,28 @@ keep_freed_memory before a command runs) and the training loop hands the
 generator `side_by_side` as the way to run its groups (model.Generator's
 run_groups; the method's own default runs them in turn).
 
-Two CPU cores, two ways to use them in a training step:
+Two CPU cores, three ways to use them in a training step:
 'products' (NumPy's own way): OpenBLAS spreads every matrix product over all cores;
 everything else (batch-norm, activations, the geometry, Adam) runs on one.
 'groups': TIPS's generators are independent (section 3), so each group's network is
 called on its own core, products and elementwise passes alike, OpenBLAS on one thread
 inside each: G(Y) of every group, then, once the discriminator has run (its products on
-all cores), every group's losses and gradients. Each group writes only its own entries
-of the gradients and statistics, so running them side by side or in turn gives the same
-numbers; the groups' products on one thread round differently from products on two, so
-a run keeps one way throughout (train decides with best(), from the configuration and the
-machine: a run resumed on a machine with other cores may round differently).
+all cores), every group's losses and gradients.
+'turns': the same calls, OpenBLAS on one thread inside each group, the groups one after
+another: what a step does best where a core is busy with something else.
+Each group writes only its own entries of the gradients and statistics, so 'groups' and
+'turns' give the same numbers bit for bit, and train measures which is the faster on its
+own steps, again and again (Chooser); but a group's products on one thread round
+differently from products on two (OpenBLAS splits the work by thread count), so 'products'
+gives other digits, and a run keeps to it or to the other two throughout (best(), from
+the configuration and the machine: a run resumed on a machine with other cores may round
+differently).
 """
 import ctypes
 import os
+import statistics
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -91,8 +98,8 @@ def _openblas():
 
 
 def best(gen, batch, memory_limit=2 ** 30):
-    """'groups' where it is the faster and safe, for training generator `gen` (model.py)
-    on batches of `batch`: a CPU with no more cores than the generator has groups
+    """'groups' (then 'turns' too: Chooser) where it pays and is safe, for training
+    generator `gen` (model.py) on batches of `batch`: a CPU with no more cores than the generator has groups
     (torso and legs on a 2-core machine), OpenBLAS found and quiet when idle, no random
     draws in the networks (dropout masks must come in order), and memory to spare:
     side by side, the groups' stacked calls (cycle.consistency_losses) are alive at
@@ -106,15 +113,20 @@ def best(gen, batch, memory_limit=2 ** 30):
     return "groups" if ok else "products"
 
 
+MODES = ("products", "groups", "turns")
+
+
 def use(mode):
-    """Select 'products' or 'groups'; 'groups' needs an OpenBLAS whose threads can be
-    set, else 'products' is used. Returns the mode in use."""
+    """Select 'products', 'groups' or 'turns' (the groups one after another, OpenBLAS
+    on one thread inside each: the numbers of 'groups' on one core, for when the other
+    core is busy); 'groups' and 'turns' need an OpenBLAS whose threads can be set, else
+    'products' is used. Returns the mode in use."""
     global _mode, _pool, _threads
-    if mode not in ("products", "groups"):
-        raise ValueError(f"unknown use of the cores {mode!r}: expected 'products' or 'groups'")
-    if mode == "groups" and not _openblas():
+    if mode not in MODES:
+        raise ValueError(f"unknown use of the cores {mode!r}: expected one of {', '.join(MODES)}")
+    if mode != "products" and not _openblas():
         mode = "products"
-    if mode == "groups":
+    if mode != "products":
         _threads = _threads or _openblas()[1]()
         _pool = _pool or ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="tips-group")
     _mode = mode
@@ -140,7 +152,69 @@ def side_by_side(fn, items, draws_random=False):
     OpenBLAS on one thread; in turn otherwise, or if fn draws random numbers (they
     must come in order). A model.Generator's run_groups."""
     items = list(items)
-    if _mode != "groups" or draws_random or len(items) < 2:
+    if _mode == "products" or draws_random or len(items) < 2:
         return [fn(*item) for item in items]
     with _one_blas_thread():
+        if _mode == "turns":
+            return [fn(*item) for item in items]
         return list(_pool.map(lambda item: fn(*item), items))
+
+
+class InOneWay:
+    """Runs every step in the mode already in use (use())."""
+
+    def run(self, step):
+        return step()
+
+    def news(self):
+        return []
+
+
+class Chooser:
+    """Runs a training loop's steps in 'groups' or 'turns', whichever is the faster on
+    this machine now, measured on the run's own steps: after `warmup` steps, `trial`
+    steps in each (alternately), the faster by its median kept for the next `every`
+    steps, then measured again. The two give the same numbers bit for bit (each group's
+    products on one OpenBLAS thread either way, the discriminator's on all cores), so
+    nothing a run computes depends on the choice. Side by side, a step waits for the
+    group whose core is the slower; in turn, the groups share whichever core runs.
+    ('products' rounds differently and is not among the choices.)"""
+
+    def __init__(self, every=500, trial=3, warmup=2, clock=time.perf_counter):
+        self.every, self.trial, self.warmup, self.clock = every, trial, warmup, clock
+        self.steps, self.times, self.chosen, self._news = 0, {"groups": [], "turns": []}, None, []
+
+    def _place(self):
+        """The coming step's place in the cycle of trials and chosen steps (None while warming up)."""
+        since = self.steps - self.warmup
+        return None if since < 0 else since % (2 * self.trial + self.every)
+
+    def run(self, step):
+        """step() in this step's mode ('groups' while warming up, the trials alternately,
+        then the choice); returns its result."""
+        place = self._place()
+        trial = place is not None and place < 2 * self.trial
+        mode = ("groups", "turns")[place % 2] if trial else self.chosen or "groups"
+        use(mode)
+        t0 = self.clock()
+        result = step()
+        seconds = self.clock() - t0
+        self.steps += 1
+        if trial:
+            self.times[mode].append(seconds)
+            if place == 2 * self.trial - 1:
+                self._choose()
+        return result
+
+    def _choose(self):
+        medians = {m: statistics.median(t[-self.trial:]) for m, t in self.times.items()}
+        before, self.chosen = self.chosen, min(medians, key=medians.get)
+        if self.chosen != before:
+            self._news.append(f"cores: the generators {'side by side' if self.chosen == 'groups' else 'in turn'}, "
+                              f"{medians[self.chosen] * 1e3:.1f} ms a step (side by side {medians['groups'] * 1e3:.1f}, "
+                              f"in turn {medians['turns'] * 1e3:.1f}; step {self.steps})")
+
+    def news(self):
+        """The choices made since the last call, one line each."""
+        news, self._news = self._news, []
+        return news

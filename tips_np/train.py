@@ -190,6 +190,7 @@ def _train(given, run_dir, resume, echo, progressbar, overwrite):
     objective = objective_of(config)
     make_folder(run_dir)  # only now that the data, the teachers and any checkpoint loaded
     echo(_summary(config, gen, critic, trainset, testset, valset, on_cores))
+    cores = machine.Chooser() if on_cores == "groups" else machine.InOneWay()  # side by side or in turn: measured
     if overwrite:
         start_over(run_dir)
     if resume:
@@ -215,8 +216,8 @@ def _train(given, run_dir, resume, echo, progressbar, overwrite):
                 step, pose_2d = (epoch - 1) * steps_per_epoch + i, train_2d[batches[i]]
                 opt.lr = learning_rate(config, step, total_steps)
                 if z_teacher is None:  # TIPS section 3: the adversarial cycle; D updated on one step in d_every
-                    losses = train_step(gen, disc, params, state, opt, pose_2d, randomness.step(i), objective, rng,
-                                        step % config["d_every"] == 0)
+                    losses = cores.run(lambda: train_step(gen, disc, params, state, opt, pose_2d, randomness.step(i),
+                                                          objective, rng, step % config["d_every"] == 0))
                 else:                  # TIPS section 3.4: the student matches its teachers' depths (eq. 7)
                     losses = distill_step(gen, params, state, opt, pose_2d, z_teacher[batches[i]], rng)
                 history.append(flatten_losses(losses))
@@ -246,6 +247,8 @@ def _train(given, run_dir, resume, echo, progressbar, overwrite):
             checkpoint.save(ckpt_path, config, params, state, opt, epoch, rng,
                             extra={"oriented": True, "elapsed": round(elapsed, 3), "best": best, "log_row": row})
         echo(_describe(row, report))
+        for line in cores.news():
+            echo(line)
 
     if valset is not None:  # the test split scored once, on the weights that validated best
         best_path = os.path.join(run_dir, "best.h5")
@@ -383,7 +386,8 @@ def _summary(config, gen, critic, trainset, testset, valset, on_cores):
             f"{len(trainset):,} training and "
             + (f"{len(testset):,} test poses" if testset else "no test poses (the file has no 3D poses)")
             + (f"; subject {config['val_subject']} held out ({len(valset):,} validation poses)" if valset else "")
-            + ("; each generator on its own core" if on_cores == "groups" else ""))
+            + ("; the generators side by side or in turn, whichever runs faster (measured)"
+               if on_cores == "groups" else ""))
 
 
 def _describe(row, report):
