@@ -134,8 +134,8 @@ def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None, smo
     the test split's clean projections)."""
     if smooth and inputs == "orthographic":
         raise EvaluationError("--smooth smooths the projections or the detections, not --inputs orthographic")
-    every = dataset.load(path, "test") if subject is None else dataset.load(path, "train").with_3d()
-    split = every if subject is None else every.hold_out(subject)[1]
+    whole = dataset.load(path, "test") if subject is None else dataset.load(path, "train").with_3d()
+    split = whole if subject is None else whole.hold_out(subject)[1]
     if inputs == "detections":
         split = split.with_detections()
         split = split.with_2d(split.paired.pose_2d)
@@ -145,7 +145,7 @@ def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None, smo
         noisy, _, _ = add_noise(split.pose_2d, split.scale, noise, np.random.default_rng(seed))
         split = split.with_2d(noisy)
     if smooth:   # the whole tracks (every pose of the subject), smoothed, then the scored poses' rows
-        video = every if subject is None else every.hold_out(subject, every=1)[1]
+        video = whole if subject is None else whole.hold_out(subject, every=1)[1]
         video = video.with_detections().paired if inputs == "detections" else video
         if noise:
             noisy, _, _ = add_noise(video.pose_2d, video.scale, noise, np.random.default_rng(seed))
