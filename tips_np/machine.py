@@ -149,7 +149,8 @@ def _one_blas_thread():
 
 def side_by_side(fn, items, draws_random=False):
     """[fn(*item) for item in items]: in 'groups' mode each call on its own core with
-    OpenBLAS on one thread; in turn otherwise, or if fn draws random numbers (they
+    OpenBLAS on one thread; in 'turns' one after another, OpenBLAS on one thread; in
+    turn on all threads otherwise ('products'), or if fn draws random numbers (they
     must come in order). A model.Generator's run_groups."""
     items = list(items)
     if _mode == "products" or draws_random or len(items) < 2:
