@@ -13,9 +13,9 @@ import sys
 import h5py
 import numpy as np
 
-from tips_np import h36m
-from tips_np.keypoints import MPII16
-from tips_np.skeleton import CAMERA_IDS, JOINTS
+from tips_np.io import h36m
+from tips_np.io.keypoints import MPII16
+from tips_np.method.skeleton import CAMERA_IDS, JOINTS
 
 K = {name: i for i, name in enumerate(MPII16)}
 

@@ -14,7 +14,7 @@ import os
 import h5py
 import numpy as np
 
-from tips_np.skeleton import JOINTS
+from tips_np.method.skeleton import JOINTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 J = {name: i for i, name in enumerate(JOINTS)}

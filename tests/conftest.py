@@ -40,5 +40,5 @@ def tiny_data(tmp_path_factory):
 def cores_back_to_products():
     """A test that trains may leave the cores used for 'groups' (machine.py): undo it."""
     yield
-    from tips_np import machine
+    from tips_np.tools import machine
     machine.use("products")

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from test_data import _swap_yz, _tiny_tree
-from tips_np import adapter, checkpoint, dataset, evaluate, fit_adapter, h36m, keypoints
-from tips_np.losses import squared_error
-from tips_np.model import init_networks
+from tips_np.io import checkpoint, dataset, h36m, keypoints
+from tips_np.method import adapter, geometry
+from tips_np.method.losses import squared_error
+from tips_np.method.model import init_networks
+from tips_np.method.skeleton import CAMERA_IDS
 from tips_np.nn.gradcheck import gradient_errors, relative_error
-from tips_np.skeleton import CAMERA_IDS
+from tips_np.tools import evaluate, fit_adapter
 
 from conftest import ROOT
 
@@ -130,7 +132,7 @@ def test_floor_is_zero_for_exact_orthographic_input(rng):
 
 
 def test_noise_targets_are_the_clean_pose_in_the_noisy_frame(rng):
-    clean, _ = dataset.normalise_2d(rng.uniform(-1, 1, (5, 17, 2)))
+    clean, _ = geometry.normalise_2d(rng.uniform(-1, 1, (5, 17, 2)))
     scale = np.full(5, 120.0)
     noisy, target, noisy_scale = adapter.noisy_pairs(clean, scale, 10.0, rng)
     assert np.all(np.abs(noisy_scale / scale - 1) < 0.3)
@@ -282,7 +284,7 @@ def test_lift_applies_the_adapter_of_the_files_keypoints(fitted, tmp_path):
 
 def test_own_2d_file_keeps_the_files_own_ids(tmp_path, rng):
     """Frame and person ids as a detector wrote them (image names, say) are kept."""
-    from tips_np.lifting import Poses
+    from tips_np.io.lifting import Poses
     pixels = rng.uniform(0, 100, (3, 17, 2))
     poses = Poses(pixels, np.array(["a.jpg", "b.jpg", "b.jpg"], object), np.array([0, 0, 1], object),
                   np.zeros((3, 17), bool))

@@ -2,9 +2,9 @@
 matmul_hook (no module patched at run time) and leave it unset afterwards."""
 import numpy as np
 
-from tips_np import bench
 from tips_np.nn import linear
 from tips_np.nn.mlp import MLP
+from tips_np.tools import bench
 
 
 def test_every_product_of_a_forward_and_backward_is_timed_and_the_hook_unset():

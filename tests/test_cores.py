@@ -1,13 +1,13 @@
-"""The generator groups side by side on the CPU cores (tips_np/machine.py)."""
+"""The generator groups side by side on the CPU cores (tips_np/tools/machine.py)."""
 import os
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from tips_np import machine
-from tips_np.bench import one_step_setup
-from tips_np.model import Generator
+from tips_np.method.model import Generator
+from tips_np.tools import machine
+from tips_np.tools.bench import one_step_setup
 
 
 pytestmark = pytest.mark.machine   # OpenBLAS's threads: skipped where NumPy has no OpenBLAS

@@ -4,12 +4,12 @@ re-normalisation, L90 through its three extra calls, the adversarial term throug
 import numpy as np
 import pytest
 
-from tips_np import cycle
-from tips_np.geometry import facing, rotate, rotation_matrices, unproject_view
-from tips_np.gradcheck_table import LABEL_FLIPS as FLIP
-from tips_np.gradcheck_table import tiny_cycle as tiny_setup   # (shared with python cli.py gradcheck)
-from tips_np.model import Generator
+from tips_np.method import cycle
+from tips_np.method.geometry import facing, rotate, rotation_matrices, unproject_view
+from tips_np.method.model import Generator
 from tips_np.nn.gradcheck import numerical_gradient, relative_error
+from tips_np.tools.gradcheck_table import LABEL_FLIPS as FLIP
+from tips_np.tools.gradcheck_table import tiny_cycle as tiny_setup   # (shared with python cli.py gradcheck)
 
 TOL = 1e-6
 

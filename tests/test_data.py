@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import dataset, h36m, skeleton
 from tips_np.cli import main
+from tips_np.io import dataset, h36m
+from tips_np.method import skeleton
 
 
 def test_sample_covers_every_subject_and_action_of_both_splits(sample_path):

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import keypoints
 from tips_np.cli import main
 from tips_np.errors import TipsError
-from tips_np.lifting import read_poses
-from tips_np.skeleton import JOINTS
+from tips_np.io import keypoints
+from tips_np.io.lifting import read_poses
+from tips_np.method.skeleton import JOINTS
 
 J = {name: i for i, name in enumerate(JOINTS)}
 # a person standing, facing the camera (Human3.6M's 17 joints, pixels)
@@ -254,7 +254,7 @@ def test_alphapose_idx_zero_for_everyone_does_not_merge_people(tmp_path):
 @pytest.mark.parametrize("idx,want", [(None, -1), (3, 3), (3.0, 3), ([2.0], 2), ([[0.0], [0.0]], 0), ("7", 7),
                                       ("runner", "runner"), ([], -1)])
 def test_every_way_files_write_a_track_id(idx, want):
-    from tips_np.formats import track_id
+    from tips_np.io.formats import track_id
     assert track_id(idx) == want
 
 

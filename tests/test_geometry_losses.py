@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tips_np import geometry, losses
+from tips_np.method import geometry, losses
 from tips_np.nn.gradcheck import numerical_gradient, relative_error
 
 TOL = 1e-6

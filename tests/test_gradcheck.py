@@ -4,9 +4,9 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from tips_np import losses
 from tips_np.cli import main
-from tips_np.gradcheck_table import BOUND
+from tips_np.method import losses
+from tips_np.tools.gradcheck_table import BOUND
 
 pytestmark = pytest.mark.gradcheck
 
@@ -45,7 +45,7 @@ def test_every_backward_is_within_the_bound_and_the_planted_bug_is_not():
 
 def test_a_wrong_backward_fails_the_command(monkeypatch):
     """The rotation's backward with R^T for R: its row rises above the bound, exit status 1."""
-    monkeypatch.setattr("tips_np.geometry.rotate_backward", lambda d, R: d @ R.transpose(0, 2, 1))
+    monkeypatch.setattr("tips_np.method.geometry.rotate_backward", lambda d, R: d @ R.transpose(0, 2, 1))
     r = CliRunner().invoke(main, ["gradcheck"])
     assert r.exit_code == 1 and "relative error above" in r.output and "rotate" in r.output.splitlines()[-1]
     assert "ABOVE THE BOUND" in next(line for line in r.output.splitlines() if line.startswith("geometry")

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from test_formats import write
-from tips_np import draw, keypoints
 from tips_np.cli import main
-from tips_np.lifting import LiftError, read_poses
-from tips_np.skeleton import JOINTS
+from tips_np.io import keypoints
+from tips_np.io.lifting import LiftError, read_poses
+from tips_np.method.skeleton import JOINTS
+from tips_np.tools import draw
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
                        "coco17_walking.json")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import checkpoint, dataset
 from tips_np.cli import main
-from tips_np.lifting import LiftError, check_poses
-from tips_np.model import predict_depths
+from tips_np.io import checkpoint, dataset
+from tips_np.io.lifting import LiftError, check_poses
+from tips_np.method.model import predict_depths
 
 
 README_POSE = [[500, 500], [470, 500], [465, 640], [460, 780], [530, 500], [535, 640], [540, 780],
@@ -244,10 +244,10 @@ def test_the_shipped_lifter_faces_the_right_way_and_beats_flat_poses():
     ckpt = checkpoint.load(checkpoint.PRETRAINED)
     assert not ckpt["adam"] and not any(k.startswith("D/") for k in ckpt["params"])
     # the 2D adapters lift uses for a detector's keypoints (docs/results.md), chosen on subject 8
-    from tips_np.fit_adapter import load_adapters
+    from tips_np.tools.fit_adapter import load_adapters
     assert set(load_adapters(ckpt)) == {"mpii", "noise"}
     assert all(a["val_subject"] == 8 for a in ckpt["config"]["adapters"].values())
-    from tips_np.evaluate import evaluate_depths
+    from tips_np.tools.evaluate import evaluate_depths
     test = dataset.load(None, "test")
     result = evaluate_depths(predict_depths(*checkpoint.load_model(ckpt), test.pose_2d), test,
                              ckpt["config"].get("perspective"))

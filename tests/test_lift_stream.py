@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import checkpoint, dataset, lifting
 from tips_np.cli import main
-from tips_np.fit_adapter import load_adapters
+from tips_np.io import checkpoint, dataset, lifting
+from tips_np.tools.fit_adapter import load_adapters
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Machine tuning stays out of the method: the method's modules, and every module of
 the package they import, import nothing about threads, memory or cores (read from
-their source with ast), and the command line applies the tuning (tips_np/machine.py)."""
+their source with ast), and the command line applies the tuning (tips_np/tools/machine.py)."""
 import ast
 import os
 import subprocess
@@ -9,10 +9,9 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHOD = ["tips_np.nn", "tips_np.geometry", "tips_np.losses", "tips_np.model", "tips_np.cycle",
-          "tips_np.orientation", "tips_np.distill", "tips_np.reference_step"]
+METHOD = ["tips_np.nn", "tips_np.method"]   # every module of both folders
 # the package's tuning, and the standard library's (and others') ways to reach threads, memory and cores
-MACHINE = {"tips_np.machine", "tips_np.cores", "ctypes", "threading", "_thread", "concurrent", "multiprocessing",
+MACHINE = {"tips_np.tools.machine", "tips_np.cores", "ctypes", "threading", "_thread", "concurrent", "multiprocessing",
            "resource", "mmap", "gc", "os", "psutil", "threadpoolctl"}
 
 
@@ -67,16 +66,20 @@ def test_the_method_imports_nothing_about_threads_memory_or_cores():
             bad[module] = forbidden(names)
         todo.update({m: p for n in names if n.startswith("tips_np")
                      for m, p in files(n).items() if m not in seen})
-    assert {"tips_np.cycle", "tips_np.model", "tips_np.nn.mlp", "tips_np.backend", "tips_np.skeleton"} <= seen
+    assert {"tips_np.method.cycle", "tips_np.method.model", "tips_np.method.geometry", "tips_np.method.losses",
+            "tips_np.method.orientation", "tips_np.method.distill", "tips_np.method.reference_step",
+            "tips_np.nn.mlp", "tips_np.backend", "tips_np.method.skeleton"} <= seen
     assert not bad, f"the method imports machine tuning: {bad}"
 
 
-@pytest.mark.parametrize("line", ["import ctypes", "from . import machine", "from .machine import side_by_side",
+@pytest.mark.parametrize("line", ["import ctypes", "from ..tools import machine",
+                                  "from ..tools.machine import side_by_side",
                                   "from concurrent.futures import ThreadPoolExecutor", "import os"])
 def test_a_planted_import_is_caught(line):
     source = f"import numpy as np\n\ndef f():\n    {line}\n"
-    assert forbidden(imports("tips_np.cycle", source))
-    assert not forbidden(imports("tips_np.cycle", "import numpy as np\nfrom .backend import get_array_module\n"))
+    assert forbidden(imports("tips_np.method.cycle", source))
+    clean = "import numpy as np\nfrom ..backend import get_array_module\n"
+    assert not forbidden(imports("tips_np.method.cycle", clean))
 
 
 def run(code):
@@ -88,7 +91,7 @@ def run(code):
 def test_the_command_line_quiets_openblas_before_numpy_loads():
     """`python cli.py` and the tips-np entry point import tips_np.cli, which sets
     OPENBLAS_THREAD_TIMEOUT before NumPy loads; importing the package alone does not."""
-    assert run("import os, sys, tips_np, tips_np.machine; print('numpy' in sys.modules, "
+    assert run("import os, sys, tips_np, tips_np.tools.machine; print('numpy' in sys.modules, "
                "os.environ.get('OPENBLAS_THREAD_TIMEOUT'))") == ["False", "None"]
     assert run("import os, tips_np.cli; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))") == ["16"]
     assert run("import os, numpy, tips_np.cli; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))") == ["None"]

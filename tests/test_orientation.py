@@ -3,13 +3,14 @@ symmetry it rests on, and orientation inside training."""
 import numpy as np
 import pytest
 
-from tips_np import cycle, dataset
-from tips_np.distill import distill_step
-from tips_np.geometry import compose, rotation_matrices
-from tips_np.model import Generator, make_discriminator
+from tips_np.io import dataset
+from tips_np.method import cycle
+from tips_np.method.distill import distill_step
+from tips_np.method.geometry import compose, rotation_matrices
+from tips_np.method.model import Generator, make_discriminator
+from tips_np.method.orientation import (TESTS, decide, flip_group, orient, orientation_poses,
+                                        per_pose_correction, pass_rates)
 from tips_np.nn.adam import Adam
-from tips_np.orientation import (TESTS, decide, flip_group, orient, orientation_poses,
-                                 per_pose_correction, pass_rates)
 
 MIRROR = np.array([1.0, 1.0, -1.0])
 

@@ -1,4 +1,4 @@
-"""The plain reference step (tips_np/reference_step.py) gives the fast path's numbers
+"""The plain reference step (tips_np/method/reference_step.py) gives the fast path's numbers
 (cycle.adversarial_step): the same losses, the same gradient of every parameter and
 the same batch-norm statistics, for the same weights, batch, views and label flips.
 
@@ -12,10 +12,10 @@ and batch 256, 1e-6), so rtol 1e-9 leaves room and still fails on any wrong term
 import numpy as np
 import pytest
 
-from tips_np import cycle
-from tips_np.geometry import rotation_matrices
-from tips_np.model import Generator, init_networks, make_discriminator
-from tips_np.reference_step import reference_step
+from tips_np.method import cycle
+from tips_np.method.geometry import rotation_matrices
+from tips_np.method.model import Generator, init_networks, make_discriminator
+from tips_np.method.reference_step import reference_step
 
 RTOL, ATOL = 1e-9, 1e-12
 

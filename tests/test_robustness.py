@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import checkpoint
 from tips_np.cli import main
+from tips_np.io import checkpoint
 
 from test_data import _swap_yz, _tiny_tree
 
@@ -182,7 +182,7 @@ def test_learning_rates_and_weights_must_be_finite(tmp_path, option, value):
 
 
 def test_the_python_interface_checks_learning_rates_too(tmp_path, tiny_data):
-    from tips_np.train import RunError, train
+    from tips_np.tools.train import RunError, train
     for lr in (float("nan"), float("inf"), 0.0, -1.0):
         with pytest.raises(RunError, match="--lr"):
             train({"lr": lr, "data": tiny_data, "epochs": 1}, str(tmp_path / "run"), echo=lambda s: None)
@@ -196,7 +196,7 @@ def test_a_batch_larger_than_the_training_set_is_refused(tmp_path, tiny_data):
 
 
 def test_a_new_run_that_diverges_at_once_leaves_no_folder_and_names_no_checkpoint(tmp_path, tiny_data, monkeypatch):
-    from tips_np import cycle
+    from tips_np.method import cycle
     real = cycle.reprojection_loss
     monkeypatch.setattr(cycle, "reprojection_loss", lambda *a: (real(*a)[0] * np.nan, real(*a)[1]))
     r = invoke("train", *SMALL, "--epochs", 1, "--data", tiny_data, "--out", tmp_path / "run")
@@ -207,7 +207,7 @@ def test_a_new_run_that_diverges_at_once_leaves_no_folder_and_names_no_checkpoin
 # --- train: read-only, full disk ------------------------------------------------------------------------
 
 def test_train_into_a_read_only_folder_stops_before_training(tmp_path, tiny_data, read_only, monkeypatch):
-    train_module = importlib.import_module("tips_np.train")
+    train_module = importlib.import_module("tips_np.tools.train")
     monkeypatch.setattr(train_module, "train_step", lambda *a: pytest.fail("trained into a read-only folder"))
     parent = tmp_path / "ro"
     parent.mkdir()
@@ -234,7 +234,7 @@ def test_a_new_run_on_a_full_disk_leaves_nothing(tmp_path, tiny_data, monkeypatc
 
 
 def test_a_run_stopped_between_its_checkpoint_and_its_log_resumes_with_the_log_whole(run, copy_of, monkeypatch):
-    train_module = importlib.import_module("tips_np.train")
+    train_module = importlib.import_module("tips_np.tools.train")
     run = copy_of(run)
     real = train_module._appending_csv
 

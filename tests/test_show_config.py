@@ -4,7 +4,7 @@ import json
 from click.testing import CliRunner
 
 from tips_np.cli import main
-from tips_np.train import DEFAULTS, RECIPES
+from tips_np.tools.train import DEFAULTS, RECIPES
 
 
 def show(*args):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import checkpoint, dataset
 from tips_np.cli import main
-from tips_np.evaluate import scoring_set
-from tips_np.model import predict_depths
-from tips_np.skeleton import JOINTS, MIRROR
-from tips_np.smoothing import SmoothingError, gaussian_weights, smooth_tracks
+from tips_np.io import checkpoint, dataset
+from tips_np.io.smoothing import SmoothingError, gaussian_weights, smooth_tracks
+from tips_np.method.model import predict_depths
+from tips_np.method.skeleton import JOINTS, MIRROR
+from tips_np.tools.evaluate import scoring_set
 
 
 def _walk(n, rng, jitter=3.0):

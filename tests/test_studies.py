@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import studies
 from tips_np.cli import main
-from tips_np.model import Generator, Group
+from tips_np.method.model import Generator, Group
+from tips_np.method.skeleton import KEYPOINTS, PARTS
 from tips_np.nn.mlp import MLP
-from tips_np.skeleton import KEYPOINTS, PARTS
+from tips_np.tools import studies
 
 
 def _log(path, epochs, errors, mirrored=None):

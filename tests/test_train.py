@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tips_np import checkpoint, cycle, dataset, machine
 from tips_np.cli import main
-from tips_np.dataset import normalise_2d
-from tips_np.evaluate import auc, n_mpjpe, p_mpjpe, pck3d, procrustes_align
-from tips_np.geometry import rotation_matrices, unproject_view
-from tips_np.evaluate import evaluate_depths
-from tips_np.h36m import DataError
-from tips_np.model import predict_depths
-from tips_np.train import DEFAULTS, LR_FLOOR, RECIPES, Diverged, learning_rate, resolve, train
+from tips_np.io import checkpoint, dataset
+from tips_np.io.h36m import DataError
+from tips_np.method import cycle
+from tips_np.method.geometry import normalise_2d, rotation_matrices, unproject_view
+from tips_np.method.model import predict_depths
+from tips_np.tools import machine
+from tips_np.tools.evaluate import auc, evaluate_depths, n_mpjpe, p_mpjpe, pck3d, procrustes_align
+from tips_np.tools.train import DEFAULTS, LR_FLOOR, RECIPES, Diverged, learning_rate, resolve, train
 
 TINY = dict(parts=["torso", "legs"], width=32, blocks=1, batch_size=256, epochs=3)
 TINY_LR = DEFAULTS["lr"]
@@ -211,8 +211,8 @@ def test_a_warm_training_step_page_faults_no_memory_in(use_cores):
     it (seen: 768 pages in one step of 40 on a loaded machine). So most warm steps, not
     every one, fault nothing."""
     resource = pytest.importorskip("resource")
-    from tips_np.machine import keep_freed_memory
-    from tips_np.bench import one_step_setup
+    from tips_np.tools.machine import keep_freed_memory
+    from tips_np.tools.bench import one_step_setup
     if not keep_freed_memory():
         pytest.skip("not glibc: no mallopt")
     if machine.use(use_cores) != use_cores:
@@ -299,7 +299,7 @@ def test_refused_runs_leave_no_run_folder(tmp_path, monkeypatch, tiny_data):
 
 
 def test_match_params_narrows_each_split_representation_to_the_full_pose_count(tiny_data, tmp_path):
-    from tips_np.model import Generator
+    from tips_np.method.model import Generator
     full = Generator(["full"]).n_params()
     for parts, combine in ((["torso", "legs"], False), (["torso", "legs"], True),
                            (["larm", "rarm", "spine", "lleg", "rleg"], False),
@@ -318,7 +318,7 @@ def test_the_step_comparison_across_devices_sees_a_difference(monkeypatch):
     the same step twice, and a difference once the second step starts from one weight
     nudged by 1e-3: the comparison can fail. With a GPU, CuPy's step is NumPy's to
     float32 rounding."""
-    from tips_np import bench
+    from tips_np.tools import bench
     from tips_np.backend import gpu_status
     same = bench.compare_step("cpu", width=16, blocks=1, batch=64)
     assert same["max_loss_rel_diff"] == 0 and same["max_param_rel_diff"] == 0
@@ -458,7 +458,7 @@ def test_the_discriminator_is_updated_on_one_step_in_d_every(tmp_path, tiny_data
     def recording_step(gen, disc, params, state, opt, pose_2d, randomness, objective, rng, update_disc):
         seen.append((update_disc, objective.pitch, objective.weigh_facing))
         return cycle.train_step(gen, disc, params, state, opt, pose_2d, randomness, objective, rng, update_disc)
-    monkeypatch.setattr("tips_np.train.train_step", recording_step)
+    monkeypatch.setattr("tips_np.tools.train.train_step", recording_step)
     config, _ = train({**TINY, "epochs": 1, "data": tiny_data, "d_every": 3, "d_lr_scale": 0.5, "view_pitch": 12.0,
                        "weigh_facing": 0.5}, str(tmp_path / "run"), echo=lambda s: None)
     assert [u for u, _, _ in seen] == [i % 3 == 0 for i in range(len(seen))] and len(seen) > 3

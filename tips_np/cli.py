@@ -7,16 +7,16 @@ import math
 import os
 import sys
 
-from . import machine
+from .tools import machine
 
 machine.quiet_idle_blas_threads()  # before anything below loads NumPy
 
 import click  # noqa: E402
 
-from . import skeleton  # noqa: E402
-from .cycle import PERSPECTIVE_MIN  # noqa: E402
 from .errors import TipsError  # noqa: E402
-from .keypoints import FORMATS  # noqa: E402
+from .io.keypoints import FORMATS  # noqa: E402
+from .method import skeleton  # noqa: E402
+from .method.cycle import PERSPECTIVE_MIN  # noqa: E402
 
 
 def fail(message):
@@ -200,12 +200,12 @@ def prepare_data(root, keypoints, fmt, out, every, subjects, distortion, overwri
     import time
 
     from .atomic import make_folder
-    from .h36m import list_sequences, prepare
+    from .io.h36m import list_sequences, prepare
     if (root is None) == (keypoints is None):
         fail("give one of --h36m (Human3.6M's folder) and --keypoints (your own 2D poses)")
     if keypoints is not None:
-        from .dataset import prepare_2d
-        from .lifting import read_poses
+        from .io.dataset import prepare_2d
+        from .io.lifting import read_poses
         refuse_existing(out, overwrite)
         poses = read_poses(keypoints, fmt)
         for line in poses.skipped[:5]:
@@ -269,7 +269,7 @@ def train(parts, combine, out, resume, overwrite, show_config, **options):
             fail("--show-config shows a fresh run's configuration; a resumed run keeps its checkpoint's")
         import json
 
-        from .train import resolve
+        from .tools.train import resolve
         config = resolve(dict(parts=parts, combine=combine, **options))
         click.echo("{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in config.items()) + "\n}")
         return
@@ -294,8 +294,8 @@ def refuse_existing(path, overwrite):
 
 def run_and_report(config, out, resume, overwrite, label):
     """Train (or distil) with a progress bar, then save and print the test table."""
-    from .evaluate import format_table, save_results
-    from .train import train as run_training
+    from .tools.evaluate import format_table, save_results
+    from .tools.train import train as run_training
     config, result = run_training(given_only(config) if resume else config, out, resume, echo=click.echo,
                                   progressbar=progressbar, overwrite=overwrite)
     if result is None:
@@ -325,7 +325,7 @@ def distill(teacher, out, width, blocks, resume, overwrite, **options):
 
     TEACHER is a run folder or checkpoint of `train` (runs/torso+legs, say); the
     student matches its depths by mean squared error (TIPS eq. 7)."""
-    from .checkpoint import load
+    from .io.checkpoint import load
     t_config = load(teacher)["config"]
     config = dict(parts=["full"], combine=False, match_params=False, teacher=teacher,
                   width=width or t_config["width"], blocks=blocks or t_config["blocks"],
@@ -343,7 +343,7 @@ def export(run, out, overwrite):
     """Write a run's generator alone (weights, batch-norm statistics and
     configuration, float32; no optimiser or discriminator): a small file that
     lift and evaluate take like a run."""
-    from .checkpoint import export as export_model
+    from .io.checkpoint import export as export_model
     refuse_existing(out, overwrite)
     n = export_model(run, out)
     click.echo(f"wrote {out}: {n:,} parameters, {os.path.getsize(out) / 1e6:.2f} MB")
@@ -378,7 +378,7 @@ def adapt(model, layout, lifter, data, val_subject, epochs, width, blocks, sigma
     the lifter knows, trained on pairs of 2D poses only (docs/results.md, "Detector
     keypoints"); `lift` applies it to that layout's input. Or, with --lifter, fine-tune
     the lifter on what its adapters give."""
-    from .fit_adapter import fit, fit_student
+    from .tools.fit_adapter import fit, fit_student
     if (layout is None) == (not lifter):
         fail("give one of --layout (fit an adapter) and --lifter (fine-tune the lifter on its adapters' poses)")
     refuse_existing(out, overwrite)
@@ -435,14 +435,14 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
     detector's keypoints first pass the lifter's 2D adapter (--adapter).
     Human3.6M-ordered .npy and .csv files of any size are read, lifted and written
     in chunks, in flat memory (without --plot or --smooth)."""
-    from .adapter import choose_adapter, suited
     from .backend import use_device
-    from .checkpoint import PRETRAINED, load, load_model
-    from .draw import NO_PLOT, plot_lifted
-    from .fit_adapter import load_adapters
-    from .lifting import (SHOWN, check_output, lift_poses, lift_stream, open_stream, plot_rows, pose_flags,
-                          read_poses, summary, write_poses)
-    from .smoothing import smooth_tracks
+    from .io.checkpoint import PRETRAINED, load, load_model
+    from .io.lifting import (SHOWN, check_output, lift_poses, lift_stream, open_stream, plot_rows, pose_flags,
+                             read_poses, summary, write_poses)
+    from .io.smoothing import smooth_tracks
+    from .method.adapter import choose_adapter, suited
+    from .tools.draw import NO_PLOT, plot_lifted
+    from .tools.fit_adapter import load_adapters
     check_output(input_path, output_path)
     stream = None if plot or smooth else open_stream(input_path, fmt, min_score)  # Human3.6M .npy/.csv: in chunks
     poses = stream or read_poses(input_path, fmt, min_score, max_gap, strict)
@@ -518,7 +518,7 @@ def evaluate(runs, per_pose_sign, data, device, overwrite, inputs, noise, seed, 
     name>.json/.csv on other data (each JSON records its file), with the input's
     variant in the name (evaluation.S8.detections.json, evaluation.noise10-seed0.json)."""
     from .backend import use_device
-    from .evaluate import evaluate_runs, format_table
+    from .tools.evaluate import evaluate_runs, format_table
     click.echo(format_table(evaluate_runs(runs, data, use_device(device), per_pose_sign, click.echo, overwrite,
                                           inputs, noise, seed, subject, adapter, smooth, mirror_average)))
 
@@ -543,8 +543,8 @@ def stability(representations, seeds, epochs, window, out, **options):
     the last --window of training, and the best epoch; each also with the better
     depth sign per epoch, chosen by the test set's 3D poses (an oracle, labelled
     so). Finished runs are reused, unfinished ones resumed."""
-    from .draw import NO_PLOT
-    from .studies import format_stability, stability_study
+    from .tools.draw import NO_PLOT
+    from .tools.studies import format_stability, stability_study
     summaries, written = stability_study(representations, seeds, epochs, window, out, options,
                                          progressbar, click.echo)
     click.echo(f"\nTest P-MPJPE (mm), mean +- std over {seeds} seeds:\n{format_stability(summaries)}")
@@ -560,8 +560,8 @@ def curves(runs, out):
     validation P-MPJPE after 5, 10, 20, 30, 60 and 120 minutes of training (the
     last validation before; '-' where the run was shorter), its last and its
     best; --out draws the curves."""
-    from .draw import NO_PLOT, plotting
-    from .studies import format_curves, plot_curves, read_curves
+    from .tools.draw import NO_PLOT, plotting
+    from .tools.studies import format_curves, plot_curves, read_curves
     found = read_curves(runs)
     click.echo(format_curves(found))
     if out:
@@ -586,9 +586,9 @@ def correlations(model, pair, poses, data, device, out):
     +105% in 1% steps, and report how much every predicted depth moves: the 16x16
     sensitivity matrix (representations paper, section 5)."""
     from .backend import use_device
-    from .draw import NO_PLOT
-    from .studies import KEYPOINT_NAMES as names
-    from .studies import correlation_study
+    from .tools.draw import NO_PLOT
+    from .tools.studies import KEYPOINT_NAMES as names
+    from .tools.studies import correlation_study
     moved, depth = (p.strip() for p in (pair.split(",") + [""])[:2])
     if moved not in names or depth not in names:
         fail(f"--pair: expected two keypoints of {', '.join(names)}; got {pair!r}")
@@ -618,13 +618,13 @@ def correlations(model, pair, poses, data, device, out):
 @click.option("--cores", "use_cores", type=click.Choice(["groups", "turns", "products"]), default=None,
               help="How a CPU step uses the cores: each generator group on its own core ('groups'), the groups "
                    "in turn on one core ('turns', the same numbers) or every product on all cores ('products'); "
-                   "default: each way train chooses from, timed (tips_np/machine.py).")
+                   "default: each way train chooses from, timed (tips_np/tools/machine.py).")
 def bench(device, parts, width, blocks, batch, steps, warmup, instrumented, w_inf, out, use_cores):
     """Time whole adversarial training steps (both networks, all losses) and
     report step time, poses/s, the share of time in matrix products, achieved
     GFLOP/s against the device's plain matrix product, and peak memory."""
-    from .bench import bench as run_bench
-    from .bench import format_report, write_report
+    from .tools.bench import bench as run_bench
+    from .tools.bench import format_report, write_report
     report = run_bench(device, parts, width, blocks, batch, steps, warmup, echo=click.echo, w_inf=w_inf,
                        instrumented=instrumented, use_cores=use_cores)
     write_report(out, report)
@@ -640,8 +640,8 @@ def first_gpu_run(data, out, run):
     """On a machine with a GPU: the kernel tests, one training step on CuPy
     against NumPy, bench at width 1024 / 4 blocks / batch 8192, and one epoch at
     that scale, in one JSON report."""
-    from .bench import first_gpu_run as run_all
-    from .bench import write_report
+    from .tools.bench import first_gpu_run as run_all
+    from .tools.bench import write_report
     report = run_all(data, run, click.echo)
     write_report(out, report)
     failed = [name for name, r in report.items() if "error" in r or r.get("exit_code")]
@@ -656,7 +656,7 @@ def gradcheck(seed):
     and the whole training step's objectives, the largest relative error of the
     analytic gradient a against the numerical n: |a - n| / (|a| + |n|), in norms.
     A few seconds; exit status 1 if any is above 1e-6."""
-    from .gradcheck_table import BOUND, format_table, gradcheck_table
+    from .tools.gradcheck_table import BOUND, format_table, gradcheck_table
     rows = gradcheck_table(seed, progress=lambda section: click.echo(f"checked: {section}", err=True))
     click.echo(format_table(rows))
     above = [f"{r.section}: {r.name}" for r in rows if not r.planted and not r.error < BOUND]

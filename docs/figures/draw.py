@@ -14,9 +14,10 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from tips_np import dataset, geometry, orientation  # noqa: E402
-from tips_np.draw import BONES, plotting, side  # noqa: E402
-from tips_np.skeleton import FIVE_LIMBS, JOINTS, PARTS, ROOT as ROOT_JOINT  # noqa: E402
+from tips_np.io import dataset  # noqa: E402
+from tips_np.method import geometry, orientation  # noqa: E402
+from tips_np.method.skeleton import BONES, FIVE_LIMBS, JOINTS, PARTS, ROOT as ROOT_JOINT  # noqa: E402
+from tips_np.tools.draw import plotting, side  # noqa: E402
 
 SAMPLE = os.path.join(ROOT, "data", "h36m_sample.h5")
 J = {name: i for i, name in enumerate(JOINTS)}

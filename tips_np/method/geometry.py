@@ -14,11 +14,22 @@ are drawn by the training loop and passed in.
 """
 import numpy as np
 
-from .backend import get_array_module
+from ..backend import get_array_module
 from .skeleton import JOINTS
 
 LEFT_HIP, RIGHT_HIP = (JOINTS.index(f"{side}_hip") for side in ("left", "right"))
 LEFT_SHOULDER, RIGHT_SHOULDER = (JOINTS.index(f"{side}_shoulder") for side in ("left", "right"))
+
+
+def normalise_2d(pose_2d):
+    """(N, 17, 2) pixels -> (root-centred pose in [-1, 1], scale s (N,)).
+
+    A pose whose points all coincide has s = 0 and cannot be normalised; the
+    caller must refuse it (see lifting.py)."""
+    centred = pose_2d - pose_2d[:, :1]
+    scale = np.abs(centred).max(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return centred / scale[:, None, None], scale
 
 
 def pitch_matrix(pitch, dtype, xp=np):

@@ -22,14 +22,15 @@ import traceback
 
 import numpy as np
 
-from . import backend, machine
-from .atomic import atomic_write
-from .backend import to_device
-from .cycle import Objective, Randomness, draw_randomness, flatten_losses, train_step
-from .model import Generator, init_networks, make_discriminator
-from .skeleton import JOINTS
-from .nn import linear
-from .nn.adam import Adam
+from .. import backend
+from ..atomic import atomic_write
+from ..backend import to_device
+from ..method.cycle import Objective, Randomness, draw_randomness, flatten_losses, train_step
+from ..method.model import Generator, init_networks, make_discriminator
+from ..method.skeleton import JOINTS
+from ..nn import linear
+from ..nn.adam import Adam
+from . import machine
 
 
 def _timed(fn, repeats):
@@ -196,7 +197,7 @@ def first_gpu_run(data, run_dir, echo=print):
     ok, reason = backend.gpu_status()
     if not ok:
         raise backend.DeviceError(f"the first GPU run needs a GPU: {reason}")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the repository
 
     def kernel_tests():
         tests = [os.path.join(root, "tests", t) for t in ("test_kernels.py", "test_kernel_compile.py")]

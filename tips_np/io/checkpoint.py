@@ -14,16 +14,17 @@ import os
 import h5py
 import numpy as np
 
+from ..atomic import hdf5_file
+from ..backend import to_device, to_numpy
+from ..errors import TipsError
+from ..method.model import build
+from ..method.orientation import describe, orient, orientation_poses
 from . import dataset
-from .atomic import hdf5_file
-from .backend import to_device, to_numpy
-from .errors import TipsError
-from .model import build
-from .orientation import describe, orient, orientation_poses
 
 FORMAT = "tips-np checkpoint 1"
 # the pretrained TIPS student shipped with the package (docs/results.md: how it was trained)
-PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "tips_student.h5")
+PRETRAINED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "data", "tips_student.h5")
 
 
 class CheckpointError(TipsError):

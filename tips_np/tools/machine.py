@@ -1,11 +1,10 @@
 """Machine tuning: how a CPU run uses this machine's threads, memory and cores.
 
 Nothing here changes a number the method computes; it only changes how fast a step
-runs. The method's modules (nn/, geometry, losses, model, cycle, orientation,
-distill) do not import it (tests/test_machine.py holds that): the command line
-applies the tuning (cli.py: quiet_idle_blas_threads before NumPy loads,
-keep_freed_memory before a command runs) and the training loop hands the
-generator `side_by_side` as the way to run its groups (model.Generator's
+runs. The method's modules (nn/ and method/) do not import it (tests/test_machine.py
+holds that): the command line applies the tuning (cli.py: quiet_idle_blas_threads
+before NumPy loads, keep_freed_memory before a command runs) and the training loop
+hands the generator `side_by_side` as the way to run its groups (model.Generator's
 run_groups; the method's own default runs them in turn).
 
 Two CPU cores, three ways to use them in a training step:

@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .backend import get_array_module, to_numpy
-from .errors import TipsError
-from .nn.mlp import MLP
+from ..backend import get_array_module, to_numpy
+from ..errors import TipsError
+from ..nn.mlp import MLP
 from .skeleton import KEYPOINTS, MIRROR, PARTS
 
 # The generators' final Linear starts at 1/100 of its He scale, so training starts

@@ -14,6 +14,9 @@ KEYPOINTS = list(range(1, 17))  # what the networks lift: every joint but the ro
 # Each joint's mirror image: left and right swapped (a pose seen in a mirror, x -> -x)
 MIRROR = [JOINTS.index(j.replace("left", "right") if j.startswith("left") else j.replace("right", "left"))
           for j in JOINTS]
+# The 16 bones (parent, child) between the 17 joints: what pictures draw, what plausibility measures
+BONES = [(0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
+         (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16)]
 
 # Parts as joint indices. TIPS: torso = spine, thorax, neck, head, shoulders,
 # elbows, wrists (10); legs = hips, knees, ankles (6), the root omitted.

@@ -21,11 +21,11 @@ import re
 import h5py
 import numpy as np
 
-from .atomic import hdf5_file
-from .errors import TipsError
+from ..atomic import hdf5_file
+from ..errors import TipsError
+from ..method.skeleton import (ACTION_FROM_FILE, ACTIONS, CAMERA_IDS, FIVE_LIMBS, H36M_INDEX, JOINTS,
+                               PARTS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS)
 from .keypoints import mpii_to_h36m
-from .skeleton import (ACTION_FROM_FILE, ACTIONS, CAMERA_IDS, FIVE_LIMBS, H36M_INDEX, JOINTS,
-                       PARTS, SUBJECTS, TEST_SUBJECTS, TRAIN_SUBJECTS)
 
 MIN_DEPTH_MM = 1000.0  # a joint nearer than 1 m (or behind) the camera means bad data
 

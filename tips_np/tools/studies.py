@@ -21,12 +21,12 @@ import os
 
 import numpy as np
 
-from . import checkpoint, dataset
-from .atomic import atomic_write
+from ..atomic import atomic_write
+from ..errors import TipsError
+from ..io import checkpoint, dataset
+from ..method.model import predict_depths
+from ..method.skeleton import JOINTS, KEYPOINTS
 from .draw import plotting
-from .errors import TipsError
-from .model import predict_depths
-from .skeleton import JOINTS, KEYPOINTS
 
 KEYPOINT_NAMES = [JOINTS[j] for j in KEYPOINTS]   # the sensitivity matrix's rows and columns
 

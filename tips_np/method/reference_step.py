@@ -13,7 +13,7 @@ the appendix (w_inf), the facing weights of the discriminator (weigh_facing), a
 step that leaves the discriminator alone, and dropout. Eq. 7 (distillation) is a
 step of its own: distill.distill_step.
 """
-from .backend import get_array_module
+from ..backend import get_array_module
 from .cycle import W_2D, Objective, adversarial_weight, flat, unflat
 from .geometry import (max_normalise, max_normalise_backward, project_view, project_view_backward, rotate,
                        rotate_backward, unproject_view, unproject_view_backward)

@@ -13,13 +13,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import cycle, geometry, losses
-from .model import Generator, make_discriminator
-from .nn import activations, batchnorm, dense, dropout, linear
-from .nn.gradcheck import along, directional_error, gradient_errors, relative_error
-from .nn.mlp import MLP
-from .nn.residual import residual_backward, residual_forward
-from .skeleton import JOINTS
+from ..method import cycle, geometry, losses
+from ..method.model import Generator, make_discriminator
+from ..method.skeleton import JOINTS
+from ..nn import activations, batchnorm, dense, dropout, linear
+from ..nn.gradcheck import along, directional_error, gradient_errors, relative_error
+from ..nn.mlp import MLP
+from ..nn.residual import residual_backward, residual_forward
 
 BOUND = 1e-6       # every row of a right backward stays below this
 LABEL_FLIPS = np.array([True, False, False, True, False, False])   # the tiny step's flipped labels

@@ -24,16 +24,17 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import checkpoint, dataset, machine
-from .atomic import atomic_write, make_folder
-from .backend import to_device, to_numpy, use_device
-from .cycle import Objective, Randomness, draw_randomness, flatten_losses, train_step
-from .distill import distill_step
-from .errors import TipsError
+from ..atomic import atomic_write, make_folder
+from ..backend import to_device, to_numpy, use_device
+from ..errors import TipsError
+from ..io import checkpoint, dataset
+from ..method.cycle import Objective, Randomness, draw_randomness, flatten_losses, train_step
+from ..method.distill import distill_step
+from ..method.model import build, init_networks, predict_depths
+from ..method.orientation import describe, orient, orientation_poses
+from ..nn.adam import Adam
+from . import machine
 from .evaluate import evaluate_depths
-from .model import build, init_networks, predict_depths
-from .nn.adam import Adam
-from .orientation import describe, orient, orientation_poses
 
 # DEFAULTS are the papers' method (as every run before recipes was trained); a fresh
 # run takes its recipe's values over them, and an explicit value over both

@@ -3,10 +3,8 @@ skeleton seen from the front and from the side, the person's left and right
 limbs in two colours; a .gif animates a sequence (matplotlib's Pillow writer)."""
 import numpy as np
 
-from .skeleton import JOINTS
+from ..method.skeleton import BONES, JOINTS
 
-BONES = [(0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
-         (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16)]
 COLOURS = {"right": "tab:red", "left": "tab:blue", "centre": "0.3"}
 NO_PLOT = "no plot: matplotlib is not installed (pip install -e '.[plot]')"
 

@@ -14,7 +14,7 @@ frame of its own) gain nothing and lose nothing: a pose alone keeps its values.
 """
 import numpy as np
 
-from .errors import TipsError
+from ..errors import TipsError
 
 
 class SmoothingError(TipsError):

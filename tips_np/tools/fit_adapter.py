@@ -15,11 +15,12 @@ import json
 
 import numpy as np
 
-from . import adapter, checkpoint, dataset
-from .distill import distill_step
+from ..io import checkpoint, dataset
+from ..method import adapter
+from ..method.distill import distill_step
+from ..method.model import init_networks, predict_depths
+from ..nn.adam import Adam
 from .evaluate import evaluate_depths
-from .model import init_networks, predict_depths
-from .nn.adam import Adam
 from .train import _NoBar, learning_rate
 
 LAYOUTS = ("mpii", "noise")

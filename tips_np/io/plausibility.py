@@ -15,9 +15,8 @@ corrects it); the arms' tests pass on only 66-74 % and are not used.
 """
 import numpy as np
 
-from .draw import BONES
-from .orientation import TESTS
-from .skeleton import JOINTS
+from ..method.orientation import TESTS
+from ..method.skeleton import BONES, JOINTS
 
 RATIO_MAX = 4.0
 COLLAPSED = 0.003

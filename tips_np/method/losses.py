@@ -4,8 +4,8 @@ Every function returns (loss, gradients): the loss as a 0-d array (read back to
 the host only when logged, so a GPU step never waits on it) and the arrays'
 gradients of that loss. Means are over the batch and over a part's k keypoints.
 """
-from .backend import get_array_module
-from .nn.activations import sigmoid_forward
+from ..backend import get_array_module
+from ..nn.activations import sigmoid_forward
 
 
 def reprojection_loss(pose_2d, pose_2d_back, joints):

@@ -17,11 +17,11 @@ Adapters are kept per layout ('A/mpii/...', 'A/noise/...') beside the lifter's w
 """
 import numpy as np
 
-from .backend import get_array_module, to_numpy
-from .dataset import normalise_2d
-from .errors import TipsError
+from ..backend import get_array_module, to_numpy
+from ..errors import TipsError
+from ..nn.mlp import MLP
+from .geometry import normalise_2d
 from .losses import squared_error
-from .nn.mlp import MLP
 from .skeleton import JOINTS
 
 OUT_SCALE = 0.01   # A starts near zero: the adapter starts as the identity

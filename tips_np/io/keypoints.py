@@ -16,8 +16,8 @@ so expect a larger error than on Human3.6M's own joints.
 """
 import numpy as np
 
-from .errors import TipsError
-from .skeleton import JOINTS
+from ..errors import TipsError
+from ..method.skeleton import JOINTS
 
 FORMATS = ("auto", "h36m", "coco17", "halpe26", "mpii", "openpose", "body25", "body25b", "coco18",
            "alphapose", "mmpose", "coco", "coco-results", "videopose3d")

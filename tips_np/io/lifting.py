@@ -40,16 +40,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..atomic import atomic_write
+from ..errors import TipsError
+from ..method.adapter import adapt
+from ..method.geometry import normalise_2d, unproject_view
+from ..method.model import predict_depths
+from ..method.orientation import per_pose_correction
+from ..method.skeleton import JOINTS
 from . import formats, keypoints, tracking
-from .adapter import adapt
-from .atomic import atomic_write
-from .dataset import normalise_2d
-from .errors import TipsError
-from .geometry import unproject_view
-from .model import predict_depths
-from .orientation import per_pose_correction
 from .plausibility import handedness_failures, implausible_2d
-from .skeleton import JOINTS
 
 INPUTS, OUTPUTS = (".json", ".csv", ".npy", ".npz", ".h5"), (".json", ".npy", ".csv")
 AXES = "root-relative; x right, y down (image axes), z away from the camera"

@@ -2,29 +2,20 @@
 
 Every 2D pose is root-centred and max-normalised into [-1, 1], as the papers do:
     Y = (p - p_root) / s,   s = max_ij |p_ij - p_root,j|,
-and s (pixels) is kept, so a prediction can be scaled back to the image.
+and s (pixels) is kept, so a prediction can be scaled back to the image
+(geometry.normalise_2d).
 """
 import os
 
 import h5py
 import numpy as np
 
+from ..method.geometry import normalise_2d
 from .h36m import DataError
 
-DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                             "data", "h36m_sample.h5")
 FIELDS = {"pose_2d": (17, 2), "pose_3d": (17, 3), "subject": (), "action": (), "camera": ()}
-
-
-def normalise_2d(pose_2d):
-    """(N, 17, 2) pixels -> (root-centred pose in [-1, 1], scale s (N,)).
-
-    A pose whose points all coincide has s = 0 and cannot be normalised; the
-    caller must refuse it (see lifting.py)."""
-    centred = pose_2d - pose_2d[:, :1]
-    scale = np.abs(centred).max(axis=(1, 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return centred / scale[:, None, None], scale
 
 
 INPUTS = {"projections": "pose_2d", "detections": "pose_2d_det"}   # the 2D a set is read from
@@ -168,8 +159,8 @@ def prepare_2d(poses, out, source):
     """A training file of a user's own 2D poses, no 3D (prepare-data --keypoints):
     `poses` as lifting.read_poses gives them (pixels (N, 17, 2), frame and person ids).
     Every pose is a training pose of 'subject' 0; there is no test split."""
-    from .atomic import atomic_write
-    from .skeleton import JOINTS
+    from ..atomic import atomic_write
+    from ..method.skeleton import JOINTS
     n = len(poses.pixels)
     _, scale = normalise_2d(poses.pixels)
     if n == 0 or np.any(scale == 0):

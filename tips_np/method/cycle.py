@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .backend import get_array_module
+from ..backend import get_array_module
 from .geometry import (facing, max_normalise, max_normalise_backward,
                        project_view, project_view_backward, rotate, rotate_backward, rotation_matrices,
                        unproject_view, unproject_view_backward)

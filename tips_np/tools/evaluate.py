@@ -19,15 +19,15 @@ import os
 
 import numpy as np
 
-from . import checkpoint, dataset
-from .adapter import adapt, add_noise, choose_adapter, suited
-from .atomic import atomic_write, make_folder
-from .errors import TipsError
-from .geometry import unproject_view
-from .model import predict_depths
-from .orientation import per_pose_correction
-from .skeleton import ACTION_ABBREV, ACTIONS
-from .smoothing import smooth_tracks
+from ..atomic import atomic_write, make_folder
+from ..errors import TipsError
+from ..io import checkpoint, dataset
+from ..io.smoothing import smooth_tracks
+from ..method.adapter import adapt, add_noise, choose_adapter, suited
+from ..method.geometry import normalise_2d, unproject_view
+from ..method.model import predict_depths
+from ..method.orientation import per_pose_correction
+from ..method.skeleton import ACTION_ABBREV, ACTIONS
 
 
 PCK_THRESHOLD = 150.0                          # mm
@@ -140,7 +140,7 @@ def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None, smo
         split = split.with_detections()
         split = split.with_2d(split.paired.pose_2d)
     elif inputs == "orthographic":   # the TIPS authors' protocol: the x, y of the camera-frame 3D pose
-        split = split.with_2d(dataset.normalise_2d(split.pose_3d[..., :2])[0])
+        split = split.with_2d(normalise_2d(split.pose_3d[..., :2])[0])
     if noise:
         noisy, _, _ = add_noise(split.pose_2d, split.scale, noise, np.random.default_rng(seed))
         split = split.with_2d(noisy)
@@ -152,7 +152,7 @@ def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None, smo
             video = video.with_2d(noisy)
         track, frame = video.tracks()
         pixels = video.pose_2d * video.scale[:, None, None] + video.root[:, None]
-        smoothed = dataset.normalise_2d(smooth_tracks(pixels, track, frame, smooth))[0].astype(np.float32)
+        smoothed = normalise_2d(smooth_tracks(pixels, track, frame, smooth))[0].astype(np.float32)
         split = split.with_2d(smoothed[np.searchsorted(video.row, split.row)])
     variant = ".".join(v for v in ("" if subject is None else f"S{subject}",
                                    "" if inputs == "projections" else inputs,
