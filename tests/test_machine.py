@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHOD = ["tips_np.nn", "tips_np.method"]   # every module of both folders
 # the package's tuning, and the standard library's (and others') ways to reach threads, memory and cores
-MACHINE = {"tips_np.tools.machine", "tips_np.cores", "ctypes", "threading", "_thread", "concurrent", "multiprocessing",
+MACHINE = {"tips_np.tools.machine", "ctypes", "threading", "_thread", "concurrent", "multiprocessing",
            "resource", "mmap", "gc", "os", "psutil", "threadpoolctl"}
 
 
