@@ -4,10 +4,11 @@ only nn/, backend, errors and method/; io/, data and formats, neither tools/ nor
 command line; tools/ anything but the command line; at the top, backend, errors and
 atomic only each other (cli.py may import anything). Every import of a module counts,
 at its top or inside a function, read from its source with ast."""
-import ast
 import os
 
 import pytest
+
+from test_machine import imports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "tips_np")
@@ -37,19 +38,8 @@ def modules():
 def imported_parts(module, source):
     """The parts of the package (top-level module or folder: 'backend', 'method', ...)
     that `source`, the text of `module` ('tips_np.method.cycle', 'tips_np.nn.__init__'),
-    imports anywhere."""
-    package = module.rsplit(".", 1)[0]
-    names = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.rsplit(".", node.level - 1)[0]
-                base = f"{parent}.{base}" if base else parent
-            names |= {f"{base}.{alias.name}" for alias in node.names}   # (from .. import cli)
-    return {n.split(".")[1] for n in names if n.startswith("tips_np.")}
+    imports anywhere (test_machine.imports reads them)."""
+    return {n.split(".")[1] for n in imports(module, source) if n.startswith("tips_np.")}
 
 
 def violations(folder, module, source):
