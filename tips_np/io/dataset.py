@@ -61,6 +61,7 @@ class PoseSet:
                 raise DataError(f"{path}: attribute '{split}_subjects' is missing (the subjects of the "
                                 f"{split} split, as prepare-data writes them)")
             subjects = list(f.attrs[f"{split}_subjects"])
+            self.keypoints = str(f.attrs.get("keypoints", "h36m"))   # the layout the 2D came from (prepare_2d)
             subject = f["subject"][()]
             keep = np.isin(subject, subjects)
             raw = f[key][()][keep]
@@ -91,7 +92,7 @@ class PoseSet:
     def select(self, keep):
         """A new set of the poses where `keep` (a mask or indices) selects."""
         part = object.__new__(PoseSet)
-        part.path, part.split, part.inputs = self.path, self.split, self.inputs
+        part.path, part.split, part.inputs, part.keypoints = self.path, self.split, self.inputs, self.keypoints
         for name in ("pose_2d", "scale", "root", "pose_3d", "has_3d", "row", "subject", "action", "camera"):
             setattr(part, name, getattr(self, name)[keep])
         part.paired = None if self.paired is None else self.paired.select(keep)
@@ -177,5 +178,6 @@ def prepare_2d(poses, out, source):
             f[name] = (np.asarray(ids, np.int64) if numbers else
                        np.asarray([str(v) for v in ids], dtype=h5py.string_dtype()))
         f.attrs.update({"joints": JOINTS, "train_subjects": [0], "test_subjects": np.zeros(0, np.int64),
-                        "source": source, "units": "pose_2d: pixels (2D only: no 3D poses)"})
+                        "source": source, "units": "pose_2d: pixels (2D only: no 3D poses)",
+                        "keypoints": poses.keypoints})
     return n

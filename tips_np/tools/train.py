@@ -31,7 +31,7 @@ from ..io import checkpoint, dataset
 from ..method.cycle import Objective, Randomness, draw_randomness, flatten_losses, train_step
 from ..method.distill import distill_step
 from ..method.model import build, init_networks, predict_depths
-from ..method.orientation import describe, orient, orientation_poses
+from ..method.orientation import describe, orient, orientation_poses, tests_for
 from ..nn.adam import Adam
 from . import machine
 from .evaluate import evaluate_depths
@@ -184,6 +184,7 @@ def _train(given, run_dir, resume, echo, progressbar, overwrite):
     trainset, testset, valset = load_data(config)
     train_2d = xp.asarray(trainset.pose_2d)  # on the GPU once, batches gathered there
     orient_2d = orientation_poses(trainset.pose_2d)
+    tests = tests_for(trainset.keypoints)   # the handedness tests that suit the 2D's keypoints (no nose in MPII's)
     if config["teacher"]:  # a TIPS student: its depths are the teachers', seen through the teachers' camera
         z_teacher, config["perspective"], critic = teacher_depths(config["teacher"], trainset, orient_2d, xp, echo)
     else:
@@ -224,7 +225,7 @@ def _train(given, run_dir, resume, echo, progressbar, overwrite):
                 history.append(flatten_losses(losses))
                 if valset is not None and config["val_every"] and (step + 1) % config["val_every"] == 0 \
                         and i + 1 < len(batches):  # (the epoch's end validates below)
-                    orient(gen, params, state, orient_2d, opt.state, flip=flip_sign)
+                    orient(gen, params, state, orient_2d, opt.state, flip_sign, tests)
                     _, best = validate(gen, params, state, valset, config, run_dir, best, epoch, step + 1,
                                        elapsed + time.time() - t0, opt.lr)
                 b.update(1, _running(history) if (i + 1) % 10 == 0 else None)  # (reading losses back: a GPU sync)
@@ -234,7 +235,7 @@ def _train(given, run_dir, resume, echo, progressbar, overwrite):
             raise Diverged(f"training diverged in epoch {epoch} (losses {losses}); {kept}; "
                            f"a smaller --lr may help")
         seconds = time.time() - t0
-        report = orient(gen, params, state, orient_2d, opt.state, flip=flip_sign)  # the depth sign (orientation.py)
+        report = orient(gen, params, state, orient_2d, opt.state, flip_sign, tests)  # the depth sign (orientation.py)
         val_row, best = validate(gen, params, state, valset, config, run_dir, best, epoch, epoch * steps_per_epoch,
                                  elapsed + seconds, opt.lr)
         elapsed += seconds
@@ -315,7 +316,8 @@ def teacher_depths(path, trainset, orient_2d, xp, echo):
     (perspective) and a line describing them."""
     t_ckpt = checkpoint.load(path)
     teacher, t_params, t_state = checkpoint.load_model(t_ckpt, xp, echo)
-    echo(f"teachers' depth sign: {describe(orient(teacher, t_params, t_state, orient_2d))}")
+    echo(f"teachers' depth sign: "
+         f"{describe(orient(teacher, t_params, t_state, orient_2d, tests=tests_for(trainset.keypoints)))}")
     z_teacher = xp.asarray(predict_depths(teacher, t_params, t_state, trainset.pose_2d))
     critic = f"distilled from {path} ({teacher.n_params():,} parameters)"
     return z_teacher, t_ckpt["config"].get("perspective"), critic
