@@ -112,3 +112,15 @@ def test_evaluate_smooths_each_video_of_the_scored_subject(tmp_path):
     noisy, _ = scoring_set(str(path), subject=1, noise=10)
     assert variant == "S1.noise10-seed0.smooth2" and np.array_equal(smoothed.row, clean.row)
     assert np.abs(smoothed.pose_2d - clean.pose_2d).mean() < 0.6 * np.abs(noisy.pose_2d - clean.pose_2d).mean()
+
+
+def test_lift_refuses_to_smooth_single_images(tmp_path):
+    """COCO results of unrelated images: consecutive image ids are not a video, and
+    smoothing would blend one image's person into the next's."""
+    from test_formats import triples, walk, write
+    path = write(tmp_path, "results.json", [{"image_id": 7 + t, "category_id": 1, "keypoints": triples(p, "coco17"),
+                                             "score": 0.9} for t, p in enumerate(walk(3))])
+    r = CliRunner().invoke(main, ["lift", "--input", path, "--output", str(tmp_path / "out.json"), "--smooth", "2"])
+    assert r.exit_code == 1 and "single images" in r.output and not (tmp_path / "out.json").exists()
+    r = CliRunner().invoke(main, ["lift", "--input", path, "--output", str(tmp_path / "out.json")])
+    assert r.exit_code == 0, r.output

@@ -446,6 +446,9 @@ def lift(model, input_path, output_path, fmt, min_score, max_gap, strict, plot, 
     check_output(input_path, output_path)
     stream = None if plot or smooth else open_stream(input_path, fmt, min_score)  # Human3.6M .npy/.csv: in chunks
     poses = stream or read_poses(input_path, fmt, min_score, max_gap, strict)
+    if smooth and not poses.video:
+        fail(f"{input_path}: --smooth smooths a video's tracks over time, and this file holds single images "
+             f"(unrelated frames): leave out --smooth")
     for line in poses.notes:
         click.echo(f"{input_path}: {line}")
     for line in poses.skipped[:SHOWN]:

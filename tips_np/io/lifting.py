@@ -64,7 +64,8 @@ class Poses(NamedTuple):
     """A user's 2D poses in Human3.6M order: pixels (N, 17, 2); each pose's frame and
     person ids (N,) as the file gives them (or the tracker's person ids); filled
     (N, 17), True where a joint was filled over time; implausible: each pose's reasons
-    (plausibility.py); skipped: one warning per pose left out; notes: what was read."""
+    (plausibility.py); skipped: one warning per pose left out; notes: what was read;
+    video: whether the frames are a video's (False: single images, unrelated)."""
     pixels: np.ndarray
     frame: np.ndarray
     person: np.ndarray
@@ -73,6 +74,7 @@ class Poses(NamedTuple):
     skipped: list = []
     notes: list = []
     keypoints: str = "h36m"   # the keypoint set the file held (keypoints.KEYPOINT_SETS), for the adapter
+    video: bool = True
 
 
 class LiftError(TipsError):
@@ -255,7 +257,7 @@ def detections_to_poses(det, path, min_score, max_gap, strict):
     check_poses(pixels, path)
     notes = det.notes + [how]
     return Poses(pixels, det.frame[keep][order], person[keep][order], filled[keep][order],
-                 implausible_2d(pixels), skipped, notes, det.keypoints)
+                 implausible_2d(pixels), skipped, notes, det.keypoints, bool(det.video))
 
 
 def _unseen(score_row, kset, j, min_score):
