@@ -141,15 +141,17 @@ def scoring_set(path, inputs="projections", noise=0.0, seed=0, subject=None, smo
         split = split.with_2d(split.paired.pose_2d)
     elif inputs == "orthographic":   # the TIPS authors' protocol: the x, y of the camera-frame 3D pose
         split = split.with_2d(normalise_2d(split.pose_3d[..., :2])[0])
-    if noise:
-        noisy, _, _ = add_noise(split.pose_2d, split.scale, noise, np.random.default_rng(seed))
-        split = split.with_2d(noisy)
-    if smooth:   # the whole tracks (every pose of the subject), smoothed, then the scored poses' rows
+
+    def with_noise(poses):
+        if not noise:
+            return poses
+        return poses.with_2d(add_noise(poses.pose_2d, poses.scale, noise, np.random.default_rng(seed))[0])
+
+    if not smooth:
+        split = with_noise(split)
+    else:   # the whole tracks (every pose of the subject), noisy, smoothed, then the scored poses' rows
         video = whole if subject is None else whole.hold_out(subject, every=1)[1]
-        video = video.with_detections().paired if inputs == "detections" else video
-        if noise:
-            noisy, _, _ = add_noise(video.pose_2d, video.scale, noise, np.random.default_rng(seed))
-            video = video.with_2d(noisy)
+        video = with_noise(video.with_detections().paired if inputs == "detections" else video)
         track, frame = video.tracks()
         pixels = video.pose_2d * video.scale[:, None, None] + video.root[:, None]
         smoothed = normalise_2d(smooth_tracks(pixels, track, frame, smooth))[0].astype(np.float32)
