@@ -18,9 +18,10 @@ all cores), every group's losses and gradients.
 another: what a step does best where a core is busy with something else.
 Each group writes only its own entries of the gradients and statistics, so 'groups' and
 'turns' give the same numbers bit for bit, and train measures which is the faster on its
-own steps, again and again (Chooser); but a group's products on one thread round
-differently from products on two (OpenBLAS splits the work by thread count), so 'products'
-gives other digits, and a run keeps to it or to the other two throughout (best(), from
+own steps, again and again (Chooser); but a group's products on one thread may round
+differently from products on two (as OpenBLAS's kernels split a product over threads: its
+Haswell kernels do, its SkylakeX kernels did not on an AVX-512 EPYC), so 'products' may
+give other digits, and a run keeps to it or to the other two throughout (best(), from
 the configuration and the machine: a run resumed on a machine with other cores may round
 differently).
 """
@@ -96,6 +97,16 @@ def _openblas():
     return _blas
 
 
+def cores():
+    """The cores this process may run on: its affinity mask where the system has one (a
+    container's cpuset, taskset), which is also what OpenBLAS counts; os.cpu_count() (the
+    machine's) elsewhere."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # (not Linux)
+        return os.cpu_count() or 1
+
+
 def best(gen, batch, memory_limit=2 ** 30):
     """'groups' (then 'turns' too: Chooser) where it pays and is safe, for training
     generator `gen` (model.py) on batches of `batch`: a CPU with no more cores than the generator has groups
@@ -105,7 +116,7 @@ def best(gen, batch, memory_limit=2 ** 30):
     once, each caching about three (4 batch, width) float32 arrays per dense unit
     (3.4 GB more at width 1024, 4 blocks, batch 8192: peak 8.4 GB against 5.0), and
     'groups' is kept to where that is below memory_limit. 'products' otherwise."""
-    n_cores = os.cpu_count() or 1
+    n_cores = cores()
     stacked_call_bytes = 3 * (4 * batch) * gen.width * 4 * (1 + 2 * gen.blocks)
     fits = (n_cores - 1) * stacked_call_bytes < memory_limit
     ok = 2 <= n_cores <= len(gen.groups) and _blas_quiet() and _openblas() and not gen.draws_random and fits
@@ -127,7 +138,7 @@ def use(mode):
         mode = "products"
     if mode != "products":
         _threads = _threads or _openblas()[1]()
-        _pool = _pool or ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="tips-group")
+        _pool = _pool or ThreadPoolExecutor(cores(), thread_name_prefix="tips-group")
     _mode = mode
     return mode
 
@@ -178,7 +189,7 @@ class Chooser:
     products on one OpenBLAS thread either way, the discriminator's on all cores), so
     nothing a run computes depends on the choice. Side by side, a step waits for the
     group whose core is the slower; in turn, the groups share whichever core runs.
-    ('products' rounds differently and is not among the choices.)"""
+    ('products' may round differently and is not among the choices.)"""
 
     def __init__(self, every=500, trial=3, warmup=2, clock=time.perf_counter):
         self.every, self.trial, self.warmup, self.clock = every, trial, warmup, clock
