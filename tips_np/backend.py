@@ -5,8 +5,12 @@ Model code is written once. It asks an array which module it belongs to,
 same lines run on NumPy arrays and on CuPy arrays (whose ``@`` goes to cuBLAS).
 Where a fused CuPy kernel replaces a NumPy expression, the kernel is declared with
 :func:`elementwise` directly beneath that expression, and :func:`on_gpu` picks it.
+On the CPU, where numba is installed (``pip install -e '.[cpu]'``), a few of those
+expressions also have a compiled twin, declared with :func:`cpu_kernel` beneath them
+and picked by :func:`cpu_kernels`: the same operations in the same order, so the same
+numbers bit for bit, in one pass over memory where NumPy makes several.
 
-This is the only module that imports CuPy.
+This is the only module that imports CuPy or numba.
 """
 import numpy as np
 
@@ -121,3 +125,41 @@ def reduction(in_params, out_params, map_expr, reduce_expr, post_map_expr, ident
     when first called)."""
     return _LazyKernel("ReductionKernel", (in_params, out_params, map_expr, reduce_expr, post_map_expr,
                                            identity), name, ndim=2)
+
+
+_numba = None  # the numba module once asked for; False where it is not installed (or, to compare, set so)
+
+
+def cpu_kernels():
+    """True where the CPU kernels run: where numba is installed. They compute the NumPy
+    lines' numbers bit for bit, only faster."""
+    global _numba
+    if _numba is None:
+        try:
+            import numba
+            _numba = numba
+        except ImportError:
+            _numba = False
+    return _numba is not False
+
+
+class _CpuKernel:
+    """A function of plain loops over NumPy arrays, compiled by numba on its first call
+    (for each combination of dtypes and ranks it is called with), and run without
+    Python's global lock: a training step's groups run their kernels side by side."""
+
+    def __init__(self, fn):
+        self.fn, self._compiled = fn, None
+        self.__name__, self.__doc__ = fn.__name__, fn.__doc__
+
+    def __call__(self, *args):
+        if self._compiled is None:
+            if not cpu_kernels():
+                raise DeviceError(f"the CPU kernel {self.__name__} was called without numba (pip install -e '.[cpu]')")
+            self._compiled = _numba.njit(nogil=True)(self.fn)
+        return self._compiled(*args)
+
+
+def cpu_kernel(fn):
+    """Declare a CPU kernel (a decorator): compiled by numba when first called."""
+    return _CpuKernel(fn)

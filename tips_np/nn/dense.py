@@ -5,6 +5,7 @@ path, e.g. 'G/torso/block0/fc1/W' and 'G/torso/block0/bn1/gamma'.
 from .activations import ACTIVATIONS, TANGENTS
 from .batchnorm import batchnorm_backward, batchnorm_dual_backward, batchnorm_forward, batchnorm_tangent
 from .dropout import dropout_backward, dropout_forward, dropout_tangent
+from .fused import bn_activation_backward, bn_activation_forward, fused
 from .linear import linear_backward, linear_dual_backward, linear_forward, linear_tangent
 
 
@@ -28,9 +29,13 @@ def bn_state(state, bn):
 
 def dense_forward(params, fc, bn, x, activation, train=True, state=None, mask=None, slices=1):
     h, c_fc = linear_forward(x, params[f"{fc}/W"])  # no bias: the batch-norm removes it
-    h, c_bn = batchnorm_forward(h, params[f"{bn}/gamma"], params[f"{bn}/beta"],
-                                bn_state(state, bn), train, slices)
-    y = ACTIVATIONS[activation][0](h)
+    if fused(h, activation, train, mask):        # the two lines below in three passes (nn/fused.py)
+        y, c_bn = bn_activation_forward(h, params[f"{bn}/gamma"], params[f"{bn}/beta"], activation,
+                                        bn_state(state, bn), slices)
+    else:
+        h, c_bn = batchnorm_forward(h, params[f"{bn}/gamma"], params[f"{bn}/beta"],
+                                    bn_state(state, bn), train, slices)
+        y = ACTIVATIONS[activation][0](h)
     out = y if mask is None else dropout_forward(y, mask)[0]
     return out, (fc, bn, c_fc, c_bn, activation, y, mask)
 
@@ -39,9 +44,12 @@ def dense_backward(dout, cache, grads=None):
     """Return dx; add parameter gradients into grads (skipped when grads is None)."""
     fc, bn, c_fc, c_bn, activation, y, mask = cache
     dy = dout if mask is None else dropout_backward(dout, mask)
-    dh = ACTIVATIONS[activation][1](dy, y)
     need = grads is not None
-    dh, g_bn = batchnorm_backward(dh, c_bn, need)
+    if fused(dy, activation, c_bn[3], mask):      # the two lines below in two passes (nn/fused.py)
+        dh, g_bn = bn_activation_backward(dy, y, c_bn, activation, need)
+    else:
+        dh = ACTIVATIONS[activation][1](dy, y)
+        dh, g_bn = batchnorm_backward(dh, c_bn, need)
     dx, g_fc = linear_backward(dh, c_fc, need)
     if need:
         accumulate(grads, bn, g_bn)

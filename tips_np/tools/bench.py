@@ -154,6 +154,7 @@ def bench(device="cpu", parts=("torso", "legs"), width=1024, blocks=4, batch=102
     return {
         "device": device, "parts": list(parts), "width": width, "blocks": blocks, "batch": batch, "w_inf": w_inf,
         "cores": use_cores, "step_s_median_by_cores": {w: statistics.median(t) for w, t in by_way.items()},
+        "cpu_kernels": device == "cpu" and backend.cpu_kernels(),
         "steps": steps, "step_s_median": step_s, "step_s_min": min(times), "step_s_max": max(times),
         "poses_per_s": batch / step_s, "matmuls_per_step": len(shapes), "matmul_gflop_per_step": flops / 1e9,
         "matmul_s_in_step": statistics.median(m for m, _ in per_step), "matmul_share": statistics.median(shares),
@@ -172,7 +173,8 @@ def write_report(path, report):
 def format_report(r):
     """The figures of bench() as lines of text."""
     return (f"{r['device']}  {'+'.join(r['parts'])}  width {r['width']}  blocks {r['blocks']}  batch {r['batch']}  "
-            f"cores: {r['cores']}\n"
+            f"cores: {r['cores']}" + (f"  dense units: {'numba' if r['cpu_kernels'] else 'NumPy'}"
+                                       if r["device"] == "cpu" else "") + "\n"
             + (f"cores        " + ", ".join(f"{w} {t * 1e3:.1f} ms" for w, t in r["step_s_median_by_cores"].items())
                + " (the faster is reported below)\n" if len(r["step_s_median_by_cores"]) > 1 else "") +
             f"step         {r['step_s_median'] * 1e3:9.1f} ms median "
