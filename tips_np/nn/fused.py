@@ -9,8 +9,8 @@ together), the backward in two (the sums, then dx). Each kernel does the NumPy
 lines' operations in their order, in the arrays' own precision, and adds up the
 batch row after row as NumPy does along axis 0: the numbers, the caches and the
 gradients are NumPy's bit for bit (tests/test_cpu_kernels.py), so the two paths
-can be mixed freely. Arrays are (slices, n, D) (slices = 1 for a plain call);
-rows (slices, D).
+can be mixed freely. Arrays are (slices, n, D) (slices = 1 for a plain call), the
+statistics (slices, D).
 """
 import numpy as np
 
@@ -27,11 +27,6 @@ def fused(h, activation, train, mask):
     single column up otherwise than row after row)."""
     return (train and mask is None and activation in SLOPES and h.shape[-1] > 1
             and not on_gpu(h) and cpu_kernels())
-
-
-def rows(v, slices):
-    """A (D,), (1, D) or (slices, 1, D) row as contiguous (slices, D) rows."""
-    return np.ascontiguousarray(np.broadcast_to(v.reshape(-1, v.shape[-1]), (slices, v.shape[-1])))
 
 
 def bn_activation_forward(x, gamma, beta, activation, state=None, slices=1):
@@ -93,7 +88,7 @@ def bn_activation_backward(dy, y, cache, activation, need_param_grads=True):
     dbeta, dgamma = sums_cpu(dy3, y3, x_hat3, above, below)
     inv_std = inv_std.reshape(slices, d)
     dx = np.empty_like(dy3)
-    backward_cpu(dy3, y3, x_hat3, above, below, rows(gamma * inv_std, slices), dbeta / n, -dgamma / n, dx)
+    backward_cpu(dy3, y3, x_hat3, above, below, gamma * inv_std, dbeta / n, -dgamma / n, dx)
     if slices > 1:                         # a stacked call: its slices' gradients add up
         dbeta, dgamma = dbeta.sum(axis=0), dgamma.sum(axis=0)
     else:
