@@ -57,7 +57,7 @@ def batchnorm_forward(x, gamma, beta, state=None, train=True, slices=1):
         y = x_hat * gamma
         y += beta                        # y = gamma x_hat + beta
     if train and state is not None:
-        update_running_statistics(state, mean[0], var * (n / max(n - 1, 1)))
+        update_running_statistics(state, mean[0], var, n)
     return y.reshape(-1, y.shape[-1]), (x_hat, gamma, inv_std, train)
 
 
@@ -71,7 +71,10 @@ batchnorm_forward_kernel = elementwise(
     "batchnorm_forward", ndim=2)
 
 
-def update_running_statistics(state, mean, var_unbiased, momentum=MOMENTUM):
+def update_running_statistics(state, mean, var, n, momentum=MOMENTUM):
+    """running = (1 - momentum) running + momentum batch estimate, with the batch's (of n)
+    unbiased variance n / (n - 1) var."""
+    var_unbiased = var * (n / max(n - 1, 1))
     state["running_mean"] *= 1 - momentum
     state["running_mean"] += momentum * mean
     state["running_var"] *= 1 - momentum

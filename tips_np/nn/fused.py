@@ -41,7 +41,7 @@ def bn_activation_forward(x, gamma, beta, activation, state=None, slices=1):
     slope = SLOPES[activation]
     forward_cpu(x3, mean, inv_std, gamma, beta, slope is not None, x.dtype.type(slope or 0), x_hat, y)
     if state is not None:
-        update_running_statistics(state, mean[0], var[0] * (n / max(n - 1, 1)))
+        update_running_statistics(state, mean[0], var[0], n)
     if slices == 1:
         x_hat, inv_std = x_hat[0], inv_std[0]
     return y.reshape(-1, d), (x_hat, gamma, inv_std, True)
